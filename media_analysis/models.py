@@ -1,0 +1,56 @@
+"""Media assets, content-addressed by SHA-256, with perceptual hashes in pgvector bit columns."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from pgvector.django import BitField, HnswIndex
+
+
+class HashState(models.TextChoices):
+    PENDING = "pending", "Waiting to be hashed"
+    PROCESSING = "processing", "Being hashed"
+    DONE = "done", "Hashed"
+    FAILED = "failed", "Could not be hashed"
+
+
+def media_upload_path(asset: MediaAsset, filename: str) -> str:
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return f"assets/{asset.sha256[:2]}/{asset.sha256[2:4]}/{asset.sha256}.{extension}"
+
+
+class MediaAsset(models.Model):
+    sha256 = models.CharField(max_length=64, unique=True)
+    file = models.FileField(upload_to=media_upload_path, max_length=300)
+    size_bytes = models.BigIntegerField()
+    original_name = models.CharField(max_length=500, blank=True)
+    source_url = models.TextField(blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    format = models.CharField(max_length=16, blank=True)
+    hash_state = models.CharField(max_length=16, choices=HashState.choices, default=HashState.PENDING)
+    hash_error = models.TextField(blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    hashed_at = models.DateTimeField(null=True, blank=True)
+    phash = BitField(length=64, null=True, blank=True)
+    dhash = BitField(length=64, null=True, blank=True)
+    pdq = BitField(length=256, null=True, blank=True)
+    pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            HnswIndex(name="media_phash_hnsw", fields=["phash"], opclasses=["bit_hamming_ops"], m=16, ef_construction=64),
+            HnswIndex(name="media_dhash_hnsw", fields=["dhash"], opclasses=["bit_hamming_ops"], m=16, ef_construction=64),
+            HnswIndex(name="media_pdq_hnsw", fields=["pdq"], opclasses=["bit_hamming_ops"], m=16, ef_construction=64),
+            # Workers claim pending assets oldest first.
+            models.Index(fields=["id"], condition=Q(hash_state="pending"), name="media_pending_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(pdq_quality__isnull=True) | Q(pdq_quality__lte=100), name="media_pdq_quality_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.sha256[:12]
