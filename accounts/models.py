@@ -187,6 +187,7 @@ class ImportRejection(models.Model):
     line = models.PositiveIntegerField(null=True, blank=True)
     column = models.CharField(max_length=200, blank=True)
     reason = models.TextField()
+    kept = models.BooleanField(default=False, help_text="A warning: the row was imported despite this problem")
 
     class Meta:
         ordering = ["id"]

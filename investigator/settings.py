@@ -152,7 +152,7 @@ CONTENT_SECURITY_POLICY = (
 # the same machine share the folder. See README "Task queue".
 CELERY_BROKER_URL = env_url(
     "CELERY_BROKER_URL", schemes={"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem"}
-) or "filesystem://"
+) or "filesystem://localhost/"
 CELERY_BROKER_DIR = Path(env_str("CELERY_BROKER_DIR", str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_DIR.mkdir(parents=True, exist_ok=True)

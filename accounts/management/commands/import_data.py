@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from accounts.importers import READERS
+from accounts.services import dataset_get_or_create, import_run_create, import_run_execute
+
+
+class Command(BaseCommand):
+    help = "Import platform exports into a dataset (one ImportRun per call)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("paths", nargs="+", type=Path)
+        parser.add_argument("--format", required=True, choices=sorted(READERS))
+        parser.add_argument("--dataset", default="default", help="dataset name (created if new)")
+        parser.add_argument("--json", action="store_true", help="print the ImportRun summary as JSON")
+
+    def handle(self, *args: object, **options: object) -> None:
+        paths: list[Path] = options["paths"]  # type: ignore[assignment]
+        for path in paths:
+            if not path.exists():
+                raise CommandError(f"{path} does not exist")
+        reader, counter = READERS[options["format"]]  # type: ignore[index]
+        started = time.monotonic()
+        dataset = dataset_get_or_create(name=str(options["dataset"]))
+        run = import_run_create(dataset=dataset, format=str(options["format"]), paths=paths, user=None)
+        total = counter(paths)
+        show_bar = sys.stderr.isatty() and not options["json"]
+        with tqdm(total=total, unit="item", desc="Importing", disable=not show_bar) as bar:
+            run = import_run_execute(run=run, records=reader(paths), progress=bar.update)
+        summary = {
+            "import_run": run.pk,
+            "dataset": dataset.name,
+            "format": run.format,
+            "status": run.status,
+            "read": run.read_count,
+            "created": run.created_count,
+            "updated": run.updated_count,
+            "rejected": run.rejected_count,
+            "media": run.media_count,
+            "seconds": round(time.monotonic() - started, 2),
+            "source_sha256": run.source_sha256,
+            "sources": run.sources,
+            "problems": [
+                {"file": r.file, "line": r.line, "column": r.column, "reason": r.reason, "kept": r.kept}
+                for r in run.rejections.all()[:1000]
+            ],
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(summary, indent=2, default=str))
+            return
+        self.stdout.write(
+            f"Import run {run.pk} into {dataset.name!r}: {run.read_count} read, {run.created_count} created, "
+            f"{run.updated_count} updated, {run.rejected_count} rejected, {run.media_count} media files "
+            f"in {summary['seconds']} s."
+        )
+        for problem in summary["problems"][:50]:
+            where = problem["file"] + (f":{problem['line']}" if problem["line"] else "")
+            label = "warning" if problem["kept"] else "rejected"
+            self.stdout.write(f"  {label}: {where}: {problem['reason']}")

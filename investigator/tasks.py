@@ -1,0 +1,18 @@
+"""Operational tasks of the project itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from celery import shared_task
+from django.db import connection
+
+
+@shared_task
+def ping(payload: str) -> dict[str, object]:
+    """Round-trip check: proves a worker process took the task and reached the database."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        (database,) = cursor.fetchone()
+    return {"echo": payload, "worker_pid": os.getpid(), "host": socket.gethostname(), "database": database}

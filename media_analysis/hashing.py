@@ -1,0 +1,79 @@
+"""Perceptual hashes of one image: pHash and dHash (imagehash), PDQ with its quality (pdqhash)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import pdqhash
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+class UnreadableImage(ValueError):
+    """The file is not an image we can hash; the message says why, for the asset's error state."""
+
+
+@dataclass(frozen=True)
+class ImageHashes:
+    width: int
+    height: int
+    format: str
+    phash: str  # 64 characters of 0/1, as pgvector's bit type takes them
+    dhash: str
+    pdq: str  # 256 characters
+    pdq_quality: int
+
+
+def _bits(array: np.ndarray) -> str:
+    return "".join("1" if bit else "0" for bit in np.asarray(array, dtype=bool).ravel())
+
+
+def load_rgb(path: Path, *, max_pixels: int) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Open defensively: no decompression bombs, EXIF orientation applied, first frame, RGB on white."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+            try:
+                image = Image.open(path)
+                image_format = image.format or ""
+                if image.width * image.height > max_pixels:
+                    raise UnreadableImage(f"{image.width}×{image.height} pixels is over the limit of {max_pixels}")
+                image.seek(0)
+                image.load()
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UnreadableImage(f"refused as a decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise UnreadableImage("not an image file (format not recognised)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableImage(f"damaged or truncated image ({exc})") from exc
+    size = image.size
+    image = ImageOps.exif_transpose(image) or image
+    if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
+        array = np.asarray(image, dtype=np.float64)
+        span = max(float(array.max() - array.min()), 1.0)
+        image = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8))
+    if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB"), image_format, size
+
+
+def compute_hashes(path: Path, *, max_pixels: int) -> ImageHashes:
+    image, image_format, (width, height) = load_rgb(path, max_pixels=max_pixels)
+    pdq_bits, quality = pdqhash.compute(np.asarray(image))
+    return ImageHashes(
+        width=width,
+        height=height,
+        format=image_format,
+        phash=_bits(imagehash.phash(image).hash),
+        dhash=_bits(imagehash.dhash(image).hash),
+        pdq=_bits(pdq_bits),
+        pdq_quality=int(quality),
+    )
