@@ -9,7 +9,7 @@ from django.db.models import Count, Max, QuerySet
 
 from accounts.models import Account, Dataset, ImportRun, Post
 from investigator.roles import INVESTIGATOR, has_role
-from media_analysis.models import HashState, MediaAsset
+from media_analysis.selectors import media_hash_counts
 
 
 def datasets_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Dataset]:
@@ -50,8 +50,7 @@ def dataset_overview(*, user: AbstractBaseUser | AnonymousUser) -> list[DatasetO
 def media_hash_progress(*, user: AbstractBaseUser | AnonymousUser) -> dict[str, int]:
     if not has_role(user, INVESTIGATOR):
         return {}
-    counts = dict(MediaAsset.objects.values("hash_state").annotate(n=Count("id")).values_list("hash_state", "n"))
-    return {state: counts.get(state, 0) for state in HashState.values}
+    return media_hash_counts()
 
 
 def import_runs_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[ImportRun]:

@@ -89,6 +89,8 @@ EMBEDDED_POSTGRES_DIR = Path(env_str("EMBEDDED_POSTGRES_DIR", str(VAR_DIR / "pgd
 _database_url = env_url("DATABASE_URL", schemes={"postgres", "postgresql"})
 if _database_url:
     DATABASES = {"default": database_from_url(_database_url)}
+    if env_str("INVESTIGATOR_DB_NAME"):
+        DATABASES["default"]["NAME"] = env_str("INVESTIGATOR_DB_NAME")
 else:
     DATABASES = {
         "default": {

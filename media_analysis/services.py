@@ -92,15 +92,17 @@ def media_hash_claim(*, limit: int) -> list[int]:
     """Claim up to ``limit`` pending assets; a concurrent worker skips the rows this one locked."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
+            # MATERIALIZED: the LIMIT is applied once; an IN (subquery) may be re-run by the planner.
             """
-            UPDATE media_analysis_mediaasset SET hash_state = %s, claimed_at = now()
-            WHERE id IN (
+            WITH claimable AS MATERIALIZED (
                 SELECT id FROM media_analysis_mediaasset WHERE hash_state = %s
                 ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-            ) AND hash_state = %s
-            RETURNING id
+            )
+            UPDATE media_analysis_mediaasset AS asset SET hash_state = %s, claimed_at = now()
+            FROM claimable WHERE asset.id = claimable.id AND asset.hash_state = %s
+            RETURNING asset.id
             """,
-            [HashState.PROCESSING, HashState.PENDING, limit, HashState.PENDING],
+            [HashState.PENDING, limit, HashState.PROCESSING, HashState.PENDING],
         )
         return sorted(row[0] for row in cursor.fetchall())
 

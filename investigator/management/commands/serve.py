@@ -1,0 +1,164 @@
+"""`make run`: database, migrations, demo users and data, a Celery worker and the web server."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection, connections
+from tqdm import tqdm
+
+from investigator import embedded_db
+from investigator.roles import ROLES
+
+DEMO_DATASET = "demo"
+
+
+class Command(BaseCommand):
+    help = "Start Investigator: PostgreSQL, migrations, demo data, a Celery worker and gunicorn. Ctrl-C stops it all."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--bind", default=settings.SERVE_BIND)
+        parser.add_argument("--no-demo", action="store_true", help="skip demo users and the demo campaign")
+        parser.add_argument("--demo-scale", type=float, default=1.0)
+
+    def handle(self, *args: object, **options: object) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.stopping = False
+        embedded = settings.DATABASES["default"]["ENGINE"] == "investigator.db_embedded"
+        self.step("Starting PostgreSQL" + (" (embedded, var/pgdata)" if embedded else " (DATABASE_URL)"))
+        connection.ensure_connection()
+        self.step("Applying migrations")
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        if not options["no_demo"]:
+            self.ensure_demo_users()
+            self.ensure_demo_data(float(options["demo_scale"]))  # type: ignore[arg-type]
+        self.prepare_queue()
+        connections.close_all()  # children open their own connections
+        signal.signal(signal.SIGINT, self.on_signal)
+        signal.signal(signal.SIGTERM, self.on_signal)
+        try:
+            self.start_children(str(options["bind"]))
+            self.stdout.write(self.style.SUCCESS(
+                f"\nInvestigator is running at http://{options['bind']}/  (Ctrl-C stops it)\n"
+            ))
+            self.supervise()
+        finally:
+            self.stop_children()
+            if embedded:
+                self.step("Stopping PostgreSQL")
+                embedded_db.stop(Path(settings.EMBEDDED_POSTGRES_DIR))
+            self.stdout.write("Stopped.")
+
+    def step(self, message: str) -> None:
+        self.stdout.write(f"• {message}…")
+        self.stdout.flush()
+
+    def ensure_demo_users(self) -> None:
+        from investigator.services import user_create
+
+        user_model = get_user_model()
+        credentials = settings.VAR_DIR / "demo_credentials.txt"
+        missing = [role for role in ROLES if not user_model.objects.filter(username=role).exists()]
+        if not missing:
+            self.stdout.write(f"• Demo users exist (credentials in {credentials})")
+            return
+        shared_password = os.environ.get("DEMO_PASSWORD", "")
+        lines = []
+        for role in missing:
+            password = shared_password or secrets.token_urlsafe(12)
+            user_create(username=role, password=password, role=role, validate=not shared_password)
+            lines.append(f"{role:<13} {password}")
+        credentials.touch(mode=0o600)
+        with credentials.open("a") as handle:
+            handle.write("\n".join(lines) + "\n")
+        self.stdout.write(self.style.WARNING("Demo users (shown once; also saved to var/demo_credentials.txt):"))
+        for line in lines:
+            self.stdout.write(f"    {line}")
+
+    def ensure_demo_data(self, scale: float) -> None:
+        from accounts.demo import DemoSpec, generate_demo
+        from accounts.demo.generator import plan_demo
+        from accounts.importers import instaloader
+        from accounts.models import ImportRun, JobStatus
+        from accounts.services import dataset_get_or_create, import_run_create, import_run_execute
+
+        if ImportRun.objects.filter(dataset__name=DEMO_DATASET, status=JobStatus.SUCCEEDED).exists():
+            self.stdout.write("• Demo campaign already imported")
+            return
+        demo_dir = settings.VAR_DIR / "demo"
+        if not (demo_dir / "ground_truth.json").exists():
+            shutil.rmtree(demo_dir, ignore_errors=True)  # an interrupted earlier run
+            spec = DemoSpec(seed=7, scale=scale)
+            with tqdm(total=len(plan_demo(spec)[0]), unit="account", desc="Generating demo campaign") as bar:
+                generate_demo(demo_dir / "tmp", spec, progress=bar.update)
+            (demo_dir / "tmp").rename(demo_dir / "instaloader")
+            shutil.move(str(demo_dir / "instaloader" / "ground_truth.json"), demo_dir / "ground_truth.json")
+        source = [demo_dir / "instaloader"]
+        dataset = dataset_get_or_create(name=DEMO_DATASET)
+        run = import_run_create(dataset=dataset, format="instaloader", paths=source, user=None)
+        with tqdm(total=instaloader.count_items(source), unit="item", desc="Importing demo campaign") as bar:
+            run = import_run_execute(run=run, records=instaloader.read(source), progress=bar.update)
+        self.stdout.write(f"• Imported {run.created_count} accounts and posts; images are hashed in the background")
+
+    def prepare_queue(self) -> None:
+        from media_analysis.models import HashState, MediaAsset
+        from media_analysis.services import media_hash_requeue_stale
+        from media_analysis.tasks import hash_pending_media
+
+        if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+            cutoff = time.time() - 24 * 3600
+            for message in (settings.CELERY_BROKER_DIR / "processed").glob("*.msg"):
+                if message.stat().st_mtime < cutoff:
+                    message.unlink(missing_ok=True)
+        media_hash_requeue_stale()
+        pending = MediaAsset.objects.filter(hash_state=HashState.PENDING).count()
+        for _ in range(-(-pending // settings.MEDIA_HASH_BATCH_SIZE)):
+            hash_pending_media.delay()
+
+    def start_children(self, bind: str) -> None:
+        python = sys.executable
+        worker = [python, "-m", "celery", "-A", "investigator", "worker", "--loglevel=INFO",
+                  f"--concurrency={settings.SERVE_CELERY_CONCURRENCY}", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
+                  "-n", f"worker-{os.getpid()}@%h"]
+        web = [python, "-m", "gunicorn", "investigator.wsgi:application", "--bind", bind,
+               "--workers", str(settings.SERVE_WEB_WORKERS), "--access-logfile", "-", "--graceful-timeout", "10"]
+        for name, command in (("worker", worker), ("web", web)):
+            self.step(f"Starting {name}")
+            # Own session: Ctrl-C reaches only this process, which stops the children in order.
+            self.children.append((name, subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True)))
+
+    def supervise(self) -> None:
+        while not self.stopping:
+            for name, child in self.children:
+                if child.poll() is not None:
+                    raise CommandError(f"the {name} process exited with code {child.returncode}")
+            time.sleep(0.5)
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def stop_children(self) -> None:
+        for name, child in reversed(self.children):
+            if child.poll() is None:
+                self.step(f"Stopping {name}")
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _, child in self.children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
