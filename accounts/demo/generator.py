@@ -38,7 +38,7 @@ CORE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dumpchump", ("dumpchump", "dumpchumpvote", "dump.chump2020", "dumpchump_resist", "the.dumpchump")),
     ("bluewave", ("bluewave.now", "bluewavenow2020", "blue.wave.resist", "bluewave_rising", "thebluewavenow")),
     ("impeachhim", ("impeachhim.now", "impeachhim2019", "impeach.him.today", "impeachhim_")),
-    ("resistdaily", ("resistdaily", "resist.daily.news", "resistdaily2020", "daily.resist.us", "resistdailyus")),
+    ("resistdaily", ("resistdaily", "resist.daily.news", "resistdaily2020", "resist.daily.us", "resistdailyus")),
 )
 BLOCK_GROUP = 0  # the five "dumpchump" accounts: created the same day, silent from the end of that month
 BLOCK_CREATED = datetime(2018, 8, 3, 9, 12, tzinfo=UTC)
