@@ -9,6 +9,7 @@ run: $(VENV)/.runtime
 	$(PY) manage.py serve
 
 test: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev

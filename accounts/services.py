@@ -14,7 +14,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
-from accounts.models import Account, Dataset, HandleChange, ImportRejection, ImportRun, JobStatus, Platform, Post, PostMedia
+from accounts.models import (
+    Account,
+    Dataset,
+    HandleChange,
+    ImportRejection,
+    ImportRun,
+    JobStatus,
+    Platform,
+    Post,
+    PostMedia,
+)
 from accounts.normalize import clean_text, extract_hashtags, extract_links, extract_mentions, normalize_url
 from media_analysis.services import MediaRejected, StoredFile, media_assets_register, media_file_store
 

@@ -94,5 +94,6 @@ def user_create(
     user.full_clean(exclude=["password"])
     user.save()
     user.groups.add(Group.objects.get_or_create(name=role)[0])
-    audit_record(actor=created_by, action="user.created", subject_type="user", subject_id=user.pk, data={"username": username, "role": role})
+    audit_record(actor=created_by, action="user.created", subject_type="user", subject_id=user.pk,
+                 data={"username": username, "role": role})
     return user

@@ -22,5 +22,5 @@ def home(request: HttpRequest) -> HttpResponse:
         "hash_finished": finished,
         "hash_percent": round(100 * finished / total) if total else 100,
     }
-    template = "investigator/partials/hash_progress.html" if request.htmx and not request.htmx.boosted else "investigator/home.html"
-    return render(request, template, context)
+    is_partial = request.htmx and not request.htmx.boosted
+    return render(request, "investigator/partials/hash_progress.html" if is_partial else "investigator/home.html", context)

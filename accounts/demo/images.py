@@ -4,7 +4,7 @@ rich procedural scenes for the organic background, memes and their altered copie
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
@@ -17,7 +17,7 @@ PHOTO_NAMES = (
 SIZE = 320
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo(name: str) -> Image.Image:
     import skimage.data
 

@@ -20,7 +20,7 @@ from typing import Any
 import instaloader
 from instaloader import InstaloaderContext
 
-from accounts.importers.records import AccountRecord, PostRecord, Rejection, Record
+from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
 from accounts.normalize import clean_text, normalize_url
 
 MAX_JSON_BYTES = 32 * 1024 * 1024

@@ -8,7 +8,6 @@ from django.db.backends.postgresql.base import DatabaseWrapper as PostgresDataba
 
 from investigator import embedded_db
 
-
 _ensured: set[tuple[int, str]] = set()
 
 

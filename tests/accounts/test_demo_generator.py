@@ -109,7 +109,8 @@ def test_core_posts_same_memes_minutes_apart_with_growing_interactions(small_dem
     for group in truth["groups"][1:]:
         for account in group["accounts"]:
             for post in _posts(outdir / account["username"]):
-                likes[group["name"]].append((post["node"]["taken_at_timestamp"], post["node"]["edge_media_preview_like"]["count"]))
+                node = post["node"]
+                likes[group["name"]].append((node["taken_at_timestamp"], node["edge_media_preview_like"]["count"]))
     import numpy as np
 
     for name, series in likes.items():

@@ -1,0 +1,100 @@
+"""`make run` end to end: a fresh data folder, demo users and data, worker and web server, Ctrl-C."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from django.conf import settings
+
+from investigator import embedded_db
+
+pytestmark = pytest.mark.worker
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(var_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in {"CELERY_BROKER_DIR", "MEDIA_ROOT", "CELERY_QUEUE",
+                                                              "INVESTIGATOR_DB_NAME", "CELERY_BROKER_URL"}}
+    env.update({"DJANGO_SETTINGS_MODULE": "investigator.settings", "INVESTIGATOR_VAR_DIR": str(var_dir),
+                "WEB_CONCURRENCY": "1", "CELERY_CONCURRENCY": "1"})
+    env.pop("DATABASE_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", "--demo-scale", "0.01"],
+        cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def _wait_ready(process: subprocess.Popen, log: Path, timeout: float = 240) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        if "Investigator is running at" in text:
+            return text
+        assert process.poll() is None, text
+        time.sleep(0.5)
+    process.kill()
+    raise AssertionError(log.read_text())
+
+
+def _stop(process: subprocess.Popen) -> list[psutil.Process]:
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    assert process.wait(timeout=90) == 0
+    return children
+
+
+def test_serve_starts_everything_with_demo_and_stops_cleanly(tmp_path):
+    var_dir = tmp_path / "var"
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    process = _start(var_dir, port, log)
+    try:
+        output = _wait_ready(process, log)
+        assert "Demo users" in output
+        password = re.search(r"^\s+investigator\s+(\S+)$", output, re.MULTILINE).group(1)
+        assert (var_dir / "demo_credentials.txt").stat().st_mode & 0o077 == 0
+        session = requests.Session()
+        base = f"http://127.0.0.1:{port}"
+        login_page = session.get(f"{base}/login/", timeout=10)
+        assert login_page.status_code == 200
+        response = session.post(
+            f"{base}/login/",
+            data={"username": "investigator", "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            headers={"Referer": f"{base}/login/"}, timeout=10,
+        )
+        assert response.status_code == 200 and "Datasets" in response.text
+        assert re.search(r"<td>demo</td><td class=\"num\">\d{2,}</td>", response.text), response.text
+        assert session.get(f"{base}/static/vendor/htmx/htmx.min.js", timeout=10).status_code == 200
+        processes = psutil.Process(process.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in processes)
+        assert "celery" in names and "worker" in names and "gunicorn" in names
+    finally:
+        children = _stop(process)
+    time.sleep(1)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not embedded_db.is_running(var_dir / "pgdata")
+
+    # A second start reuses the data: no generation, no import.
+    log2 = tmp_path / "serve2.log"
+    process = _start(var_dir, port, log2)
+    try:
+        started = time.monotonic()
+        output = _wait_ready(process, log2)
+        assert "Demo campaign already imported" in output and "Demo users exist" in output
+        assert time.monotonic() - started < 120
+    finally:
+        _stop(process)
+    assert not embedded_db.is_running(var_dir / "pgdata")
