@@ -118,6 +118,17 @@ def celery_worker_process(request, django_db_setup, django_db_blocker, tmp_path_
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _remove_test_run_dir() -> Iterator[None]:
+def _test_run_lifecycle() -> Iterator[None]:
+    """Stop the embedded PostgreSQL at the end if this run started it; remove the run's folders."""
+    from django.db import connections
+
+    from investigator import embedded_db
+
+    embedded = settings.DATABASES["default"]["ENGINE"] == "investigator.db_embedded"
+    pgdata = Path(settings.EMBEDDED_POSTGRES_DIR)
+    was_running = embedded and embedded_db.is_running(pgdata)
     yield
+    if embedded and not was_running:
+        connections.close_all()
+        embedded_db.stop(pgdata)
     shutil.rmtree(os.environ["INVESTIGATOR_TEST_RUN_DIR"], ignore_errors=True)

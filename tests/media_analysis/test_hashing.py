@@ -136,3 +136,18 @@ def test_imported_media_is_hashed_by_a_real_worker(celery_worker_process, tmp_pa
         assert time.monotonic() < deadline, celery_worker_process.log.read_text()[-3000:]
         time.sleep(0.5)
     assert MediaAsset.objects.filter(hash_state="done", phash__isnull=False, pdq__isnull=False).count() == 5
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("celery_worker_process", ["filesystem"], indirect=True)
+def test_hash_media_command_waits_for_the_workers(celery_worker_process, tmp_path, capsys):
+    from django.core.management import call_command
+
+    bad = tmp_path / "zero.jpg"
+    bad.write_bytes(b"\xff\xd8\xff")  # a JPEG header and nothing else
+    paths = [_save(_photo(96), tmp_path / "ok.png"), bad]
+    media_assets_register(files=[(media_file_store(path=p), p.name) for p in paths])
+    call_command("hash_media", wait=True, timeout=90)
+    out = capsys.readouterr().out
+    assert "Done: 1 hashed, 1 could not be read." in out
