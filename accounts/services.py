@@ -210,7 +210,7 @@ def accounts_upsert(*, run: ImportRun, records: list[AccountRecord], platforms: 
             continue
         for field in ("handle", "display_name"):
             old, new = getattr(current, field), values[field]
-            if new and old != new:
+            if old and new and old != new:
                 changes.append(HandleChange(account=current, field=field, old_value=old[:500], new_value=new[:500],
                                             import_run=run))
         # A field the newer export leaves empty keeps what we already know.

@@ -99,6 +99,10 @@ def profile_folders(paths: list[Path]) -> list[Path]:
     return sorted(folders)
 
 
+def _is_profile_file(name: str) -> bool:
+    return bool(PROFILE_FILE_RE.match(name)) and not POST_FILE_RE.match(name)
+
+
 def _is_structure_file(name: str) -> bool:
     return bool(POST_FILE_RE.match(name) or PROFILE_FILE_RE.match(name))
 
@@ -121,7 +125,8 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _read_folder(folder: Path, context: InstaloaderContext, root: Path) -> Iterator[Record]:
-    files = sorted(f for f in folder.iterdir() if f.is_file())
+    # The profile first, so posts find their account complete; then posts in time order.
+    files = sorted((f for f in folder.iterdir() if f.is_file()), key=lambda f: (not _is_profile_file(f.name), f.name))
     names = {f.name for f in files}
     profile_pics = sorted(f for f in files if PROFILE_PIC_RE.match(f.name))
     seen_accounts: set[str] = set()
