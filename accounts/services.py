@@ -213,12 +213,7 @@ def accounts_upsert(*, run: ImportRun, records: list[AccountRecord], platforms: 
             if old and new and old != new:
                 changes.append(HandleChange(account=current, field=field, old_value=old[:500], new_value=new[:500],
                                             import_run=run))
-        # A field the newer export leaves empty keeps what we already know.
-        dirty = False
-        for field, value in values.items():
-            if value not in (None, "") and getattr(current, field) != value:
-                setattr(current, field, value)
-                dirty = True
+        dirty = _merge_known_values(current, values)
         if avatar_id and current.profile_image_id != avatar_id:
             current.profile_image_id = avatar_id
             dirty = True
@@ -235,6 +230,16 @@ def accounts_upsert(*, run: ImportRun, records: list[AccountRecord], platforms: 
         [through(account_id=a.pk, dataset_id=run.dataset_id) for a in [*to_create, *seen]], ignore_conflicts=True
     )
     return len(to_create), len(to_update)
+
+
+def _merge_known_values(instance: Account | Post, values: dict[str, object]) -> bool:
+    """Apply a newer export's values; a field it leaves empty keeps what we already know. True if anything changed."""
+    changed = False
+    for field, value in values.items():
+        if value not in (None, "") and getattr(instance, field) != value:
+            setattr(instance, field, value)
+            changed = True
+    return changed
 
 
 def posts_upsert(*, run: ImportRun, records: list[PostRecord], platforms: dict[str, Platform],
@@ -275,13 +280,8 @@ def posts_upsert(*, run: ImportRun, records: list[PostRecord], platforms: dict[s
             to_create.append(Post(platform_id=key[0], external_id=record.external_id, account_id=account_id,
                                   extra={k: v for k, v in record.extra.items() if not k.startswith("_")}, **values))
         else:
-            dirty = False
-            for field, value in values.items():
-                if value not in (None, "") and getattr(current, field) != value:
-                    setattr(current, field, value)
-                    dirty = True
             seen.append(current)
-            if dirty:
+            if _merge_known_values(current, values):
                 to_update.append(current)
     Post.objects.bulk_create(to_create, batch_size=1000)
     if to_update:
