@@ -5,13 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from accounts.importers import instaloader
+from accounts.importers import instaloader, ira, twitter_io
 from accounts.importers.records import Record
 
 Reader = Callable[[list[Path]], Iterator[Record]]
 Counter = Callable[[list[Path]], int]
 
-# Formats the ingestion work adds (twitter-io, ira-csv, crowdtangle, jsonl) register here.
 READERS: dict[str, tuple[Reader, Counter]] = {
     "instaloader": (instaloader.read, instaloader.count_items),
+    "twitter-io": (twitter_io.read, twitter_io.count_items),
+    "ira-csv": (ira.read, ira.count_items),
 }
+
+
+def guess_format(paths: list[Path]) -> str:
+    """The format of a set of inputs, from their content (headers, file names), for --format auto."""
+    csv_files = [p for path in paths for p in ([path] if path.is_file() else sorted(path.rglob("*.csv")))
+                 if p.suffix.lower() == ".csv"]
+    if csv_files:
+        if all(twitter_io.is_twitter_io(p) for p in csv_files):
+            return "twitter-io"
+        if all(ira.is_ira(p) for p in csv_files):
+            return "ira-csv"
+    if instaloader.profile_folders(paths):
+        return "instaloader"
+    raise ValueError("could not tell the format of these files; name it with --format")

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from accounts.importers import READERS
+from accounts.importers import READERS, guess_format
 from accounts.services import dataset_get_or_create, import_run_create, import_run_execute
 
 
@@ -17,7 +17,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="+", type=Path)
-        parser.add_argument("--format", required=True, choices=sorted(READERS))
+        parser.add_argument("--format", default="auto", choices=["auto", *sorted(READERS)],
+                            help="the export's format; auto guesses it from the content")
         parser.add_argument("--dataset", default="default", help="dataset name (created if new)")
         parser.add_argument("--json", action="store_true", help="print the ImportRun summary as JSON")
 
@@ -26,10 +27,16 @@ class Command(BaseCommand):
         for path in paths:
             if not path.exists():
                 raise CommandError(f"{path} does not exist")
-        reader, counter = READERS[options["format"]]  # type: ignore[index]
+        data_format = str(options["format"])
+        if data_format == "auto":
+            try:
+                data_format = guess_format(paths)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+        reader, counter = READERS[data_format]
         started = time.monotonic()
         dataset = dataset_get_or_create(name=str(options["dataset"]))
-        run = import_run_create(dataset=dataset, format=str(options["format"]), paths=paths, user=None)
+        run = import_run_create(dataset=dataset, format=data_format, paths=paths, user=None)
         total = counter(paths)
         show_bar = sys.stderr.isatty() and not options["json"]
         with tqdm(total=total, unit="item", desc="Importing", disable=not show_bar) as bar:

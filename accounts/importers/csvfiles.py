@@ -1,0 +1,149 @@
+"""Reading the CSV files platforms and archives publish, however messy they are."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+csv.field_size_limit(min(sys.maxsize, 64 * 1024 * 1024))
+SNIFF_BYTES = 4 * 1024 * 1024
+TWITTER_EPOCH_MS = 1288834974657
+
+
+@dataclass
+class CsvRow:
+    line: int  # first physical line of the record, 1-based, header is line 1
+    values: dict[str, str]
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) when the first megabytes decode as such, else Windows-1252."""
+    head = path.read_bytes()[:SNIFF_BYTES] if path.stat().st_size <= SNIFF_BYTES else _head(path)
+    if head.startswith(b"\xff\xfe") or head.startswith(b"\xfe\xff"):
+        return "utf-16"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the sniff boundary
+            return "cp1252"
+    return "utf-8-sig"
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(SNIFF_BYTES)
+
+
+def read_header(path: Path) -> list[str]:
+    with path.open(encoding=detect_encoding(path), errors="replace", newline="") as handle:
+        return [normalise_column(c) for c in next(csv.reader(_without_nul(handle)), [])]
+
+
+def normalise_column(name: str) -> str:
+    return name.strip().strip("\ufeff").strip()
+
+
+def _without_nul(lines: Iterator[str]) -> Iterator[str]:
+    for line in lines:
+        yield line.replace("\x00", "")
+
+
+def read_rows(path: Path) -> Iterator[CsvRow]:
+    """Stream rows as dicts keyed by the normalised header; constant memory whatever the size.
+    Undecodable bytes become U+FFFD rather than stopping the file."""
+    encoding = detect_encoding(path)
+    with path.open(encoding=encoding, errors="replace", newline="") as handle:
+        reader = csv.reader(_without_nul(handle))
+        header = [normalise_column(c) for c in next(reader, [])]
+        previous_end = reader.line_num
+        for cells in reader:
+            start = previous_end + 1
+            previous_end = reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue
+            values = {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(header)}
+            if len(cells) < len(header):
+                values["__short__"] = str(len(cells))
+            yield CsvRow(line=start, values=values)
+
+
+def parse_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip().replace(",", "")
+    if not value:
+        return None
+    try:
+        return int(float(value)) if re.fullmatch(r"-?\d+(\.\d+)?([eE][+-]?\d+)?", value) else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def parse_bool(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if lowered in {"true", "1", "yes", "t"}:
+        return True
+    if lowered in {"false", "0", "no", "f"}:
+        return False
+    return None
+
+
+DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%d", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y",
+    "%Y-%m-%d %H:%M:%S %Z", "%a %b %d %H:%M:%S %z %Y",
+)
+
+
+def parse_datetime(value: str | None) -> datetime | None:
+    """Dates in the formats these exports use; naive times are UTC (the archives publish UTC)."""
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+0000") if value.strip().endswith("Z") else value.strip()
+    text = re.sub(r"([+-]\d\d):(\d\d)$", r"\1\2", text)
+    text = text.replace(" UTC", " +0000") if text.endswith(" UTC") else text
+    for fmt in DATE_FORMATS:
+        try:
+            parsed = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return None
+
+
+def parse_list(value: str | None) -> list[str]:
+    """List literals as the archives write them: ``[maga, trump]``, ``['https://…']``, ``[]`` or empty.
+    An empty field is an empty list, never a list holding one empty string."""
+    if value is None:
+        return []
+    text = value.strip()
+    if not text or text in {"[]", "['']", '[""]', "nan", "None"}:
+        return []
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            parsed = None
+        if isinstance(parsed, (list, tuple)):
+            return [str(item).strip() for item in parsed if str(item).strip()]
+    # Bare or damaged literals ("[maga, trump]", a cell cut mid-list): split on commas.
+    inner = text[1:] if text.startswith("[") else text
+    inner = inner[:-1] if inner.endswith("]") else inner
+    return [part.strip().strip("'\"").strip() for part in inner.split(",") if part.strip().strip("'\"").strip()]
+
+
+def snowflake_time(tweet_id: str | int | None) -> datetime | None:
+    """The exact millisecond a tweet was posted, encoded in its Snowflake id (ids since late 2010)."""
+    number = parse_int(str(tweet_id)) if tweet_id is not None else None
+    if number is None or number < 2**32:  # pre-Snowflake ids carry no time
+        return None
+    milliseconds = (number >> 22) + TWITTER_EPOCH_MS
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)

@@ -1,0 +1,130 @@
+"""Twitter/X information-operations archives and the IRA tweet CSVs, messy as they come."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from django.core.management import call_command
+
+from accounts.importers import guess_format
+from accounts.importers.csvfiles import parse_datetime, parse_list, snowflake_time
+from accounts.models import Account, Post
+
+USERS_HEADER = ("userid,user_display_name,user_screen_name,user_reported_location,user_profile_description,"
+                "user_profile_url,follower_count,following_count,account_creation_date,account_language\n")
+TWEETS_HEADER = ("tweetid,userid,user_display_name,user_screen_name,user_reported_location,user_profile_description,"
+                 "user_profile_url,follower_count,following_count,account_creation_date,account_language,tweet_language,"
+                 "tweet_text,tweet_time,tweet_client_name,in_reply_to_userid,in_reply_to_tweetid,quoted_tweet_tweetid,"
+                 "is_retweet,retweet_userid,retweet_tweetid,latitude,longitude,quote_count,reply_count,like_count,"
+                 "retweet_count,hashtags,urls,user_mentions,poll_choices\n")
+IRA_HEADER = ("external_author_id,author,content,region,language,publish_date,harvested_date,following,followers,"
+              "updates,post_type,account_type,retweet,account_category,new_june_2018,alt_external_id,tweet_id,"
+              "article_url,tco1_step1,tco2_step1,tco3_step1\n")
+
+
+def _tweet(tweet_id, userid, text, when, hashtags="", urls="", mentions="", retweet="False", retweet_id=""):
+    return (f'{tweet_id},{userid},Name,handle_{userid},,,,10,20,2016-05-01,en,en,"{text}",{when},Web,,,,{retweet},,'
+            f'{retweet_id},,,0,1,2,3,"{hashtags}","{urls}","{mentions}",\n')
+
+
+@pytest.fixture
+def twitter_archive(tmp_path):
+    folder = tmp_path / "io"
+    folder.mkdir()
+    users = USERS_HEADER + (
+        "a1f3,\"Ana, \"\"the\"\" patriot\",ana_patriot,Texas,\"bio with\nnewline\",https://ana.example/?utm_source=x,"
+        "1200,300,2016-05-01,en\n"
+        "9876543210,Bob,bob_news,,,,7000,10,2017-01-15,es\n"
+    )
+    (folder / "op_users_csv_hashed.csv").write_bytes(b"\xef\xbb\xbf" + users.encode())
+    tweets = TWEETS_HEADER + "".join([
+        _tweet("1000000000000000001", "a1f3", "Vote! #MAGA", "2018-10-01 12:00", "[MAGA, Trump]", "[]", "[bob_news]"),
+        _tweet("1000000000000000002", "9876543210", "read this", "2018-10-01 12:03", "[]",
+               "['https://www.Example.com/story?utm_campaign=io&id=5']", ""),
+        _tweet("1000000000000000003", "9876543210", "RT", "2018-10-01 12:04", "", "", "", "True", "1000000000000000001"),
+        _tweet("1000000000000000004", "a1f3", "bad date", "yesterday-ish", "", "", ""),
+        _tweet("1000000000000000001", "a1f3", "Vote! #MAGA", "2018-10-01 12:00", "[MAGA, Trump]", "[]", "[bob_news]"),
+    ]) + "1000000000000000005,a1f3,Name\n"  # truncated last line
+    (folder / "op_tweets_csv_hashed.csv").write_text(tweets, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.django_db
+def test_twitter_io_archive_import(twitter_archive, capsys):
+    assert guess_format([twitter_archive]) == "twitter-io"
+    call_command("import_data", str(twitter_archive), dataset="io", json=True)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["format"] == "twitter-io"
+    ana = Account.objects.get(external_id="a1f3")
+    assert ana.display_name == 'Ana, "the" patriot' and ana.bio == "bio with\nnewline"
+    assert ana.external_url == "https://ana.example/"
+    assert ana.created_at == datetime(2016, 5, 1, tzinfo=UTC) and ana.follower_count == 1200
+    first = Post.objects.get(external_id="1000000000000000001")
+    assert first.hashtags == ["maga", "trump"] and first.mentions == ["bob_news"]
+    assert first.links == []  # "[]" stays empty
+    retweet = Post.objects.get(external_id="1000000000000000003")
+    assert retweet.links == [] and retweet.hashtags == []  # an empty field is no link and no hashtag
+    assert retweet.repost_of_external_id == "1000000000000000001" and retweet.post_type == "retweet"
+    link = Post.objects.get(external_id="1000000000000000002").links
+    assert link == ["https://example.com/story?id=5"]
+    assert not Post.objects.filter(links__contains=[""]).exists()
+    assert Post.objects.count() == 3
+    reasons = {(p["line"], p["reason"].split(" ")[0]) for p in summary["problems"] if not p["kept"]}
+    assert (5, "unreadable") in reasons  # the bad date, on its line
+    assert (7, "truncated") in reasons
+    call_command("import_data", str(twitter_archive), dataset="io", json=True)
+    again = json.loads(capsys.readouterr().out)
+    assert (again["created"], again["updated"]) == (0, 0)
+
+
+@pytest.mark.django_db
+def test_ira_full_layout_recovers_exact_time_and_handles_windows_encoding(tmp_path, capsys):
+    tweet_id = "914580356430536707"
+    exact = snowflake_time(tweet_id)
+    minute = exact.strftime("%-m/%-d/%Y %H:%M")
+    rows = IRA_HEADER + (
+        f'2572896396,10_GOP,"Caf\xe9 na\xefve \u2013 #Trump",Unknown,English,{minute},10/1/2017 20:00,1052,9636,253,'
+        f'RETWEET,Right,1,RightTroll,0,905874659358453760,{tweet_id},http://twitter.com/x,https://t.co/abc,,\n'
+        "2572896396,10_GOP,No id here,Unknown,English,1/5/2017 8:00,1/5/2017 8:10,1052,9700,260,,Right,0,"
+        "RightTroll,0,,,,,,\n"
+    )
+    path = tmp_path / "IRAhandle_tweets_1.csv"
+    path.write_bytes(rows.replace("\u2013", "-").encode("cp1252"))
+    assert guess_format([path]) == "ira-csv"
+    call_command("import_data", str(path), dataset="ira", format="ira-csv", json=True)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rejected"] == 0
+    post = Post.objects.get(external_id=tweet_id)
+    assert post.posted_at == exact and post.posted_at.microsecond % 1000 == 0
+    assert post.text.startswith("Café naïve") and post.hashtags == ["trump"]
+    assert post.links == ["https://twitter.com/x", "https://t.co/abc"]  # t.co kept as given
+    account = Account.objects.get(external_id="2572896396")
+    assert account.handle == "10_GOP" and account.follower_count == 9700
+    no_id = Post.objects.exclude(external_id=tweet_id).get()
+    assert no_id.posted_at == datetime(2017, 1, 5, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+def test_ira_per_author_copy_is_detected_by_header(tmp_path):
+    path = tmp_path / "Jenn_Abrams.csv"
+    path.write_text("author_id,content,region,language,publish_date,harvested_date,following,followers,updates,"
+                    "post_type,retweet\n"
+                    "123,Hello world,United States,English,2017-02-16 08:10:00,2017-02-16 08:20:00,10,99,5,,0\n"
+                    "123,Hello world,United States,English,2017-02-16 08:10:00,2017-02-16 08:20:00,10,99,5,,0\n",
+                    encoding="utf-8")
+    call_command("import_data", str(path), dataset="ira2")
+    call_command("import_data", str(path), dataset="ira2")
+    assert Account.objects.get(external_id="123").handle == "Jenn_Abrams"
+    assert Post.objects.count() == 1  # duplicate rows and re-imports create nothing new
+
+
+def test_list_literals_and_dates():
+    assert parse_list("") == [] and parse_list("[]") == [] and parse_list("['']") == []
+    assert parse_list("[maga, trump]") == ["maga", "trump"]
+    assert parse_list("['https://a.example/x', 'https://b.example']") == ["https://a.example/x", "https://b.example"]
+    assert parse_list("['unterminated") == ["unterminated"]
+    assert parse_datetime("2018-01-02T03:04:05Z") == datetime(2018, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert parse_datetime("2018-01-02 05:04:05+02:00") == datetime(2018, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert parse_datetime("10/1/2017 19:58") == datetime(2017, 10, 1, 19, 58, tzinfo=UTC)
+    assert parse_datetime("not a date") is None
+    assert snowflake_time("12345") is None
