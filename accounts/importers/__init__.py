@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from accounts.importers import instaloader, ira, twitter_io
+from accounts.importers import crowdtangle, instaloader, ira, twitter_io
 from accounts.importers.records import Record
 
 Reader = Callable[[list[Path]], Iterator[Record]]
@@ -15,6 +15,7 @@ READERS: dict[str, tuple[Reader, Counter]] = {
     "instaloader": (instaloader.read, instaloader.count_items),
     "twitter-io": (twitter_io.read, twitter_io.count_items),
     "ira-csv": (ira.read, ira.count_items),
+    "crowdtangle": (crowdtangle.read, crowdtangle.count_items),
 }
 
 
@@ -27,6 +28,8 @@ def guess_format(paths: list[Path]) -> str:
             return "twitter-io"
         if all(ira.is_ira(p) for p in csv_files):
             return "ira-csv"
+        if all(crowdtangle.is_crowdtangle(p) for p in csv_files):
+            return "crowdtangle"
     if instaloader.profile_folders(paths):
         return "instaloader"
     raise ValueError("could not tell the format of these files; name it with --format")

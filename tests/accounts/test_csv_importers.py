@@ -128,3 +128,40 @@ def test_list_literals_and_dates():
     assert parse_datetime("10/1/2017 19:58") == datetime(2017, 10, 1, 19, 58, tzinfo=UTC)
     assert parse_datetime("not a date") is None
     assert snowflake_time("12345") is None
+
+
+@pytest.mark.django_db
+def test_crowdtangle_instagram_maps_by_header_and_joins_instaloader_posts(tmp_path, capsys):
+    from instaloader import Post as InstaPost
+
+    path = tmp_path / "ct_instagram.csv"
+    # Columns in an unusual order, one unknown column, one row with an unreadable date.
+    path.write_text(
+        "Extra Column,User Name,Account,Followers at Posting,Post Created,Type,Likes,Comments,Views,URL,Link,"
+        "Description,Image Text\n"
+        'x,dumpchump,Dump Chump,1200,2019-03-01 12:34:56 EST,Photo,55,4,,https://www.instagram.com/p/BuhZ3KnhgWc/,,'
+        '"Not my president #ImpeachTrump https://bit.ly/abc?utm_source=ig",NOT MY PRESIDENT\n'
+        "x,dumpchump,Dump Chump,1200,someday,Photo,1,1,,https://www.instagram.com/p/BuhZ3KnhgWd/,,text,\n",
+        encoding="utf-8",
+    )
+    assert guess_format([path]) == "crowdtangle"
+    call_command("import_data", str(path), dataset="ct", json=True)
+    summary = json.loads(capsys.readouterr().out)
+    post = Post.objects.get()
+    assert post.external_id == str(InstaPost.shortcode_to_mediaid("BuhZ3KnhgWc"))
+    assert post.posted_at == datetime(2019, 3, 1, 17, 34, 56, tzinfo=UTC)
+    assert post.hashtags == ["impeachtrump"] and post.links == ["https://bit.ly/abc"]
+    assert post.extra["image text"] == "NOT MY PRESIDENT" and post.like_count == 55
+    assert Account.objects.get().display_name == "Dump Chump"
+    assert [p["line"] for p in summary["problems"]] == [3]
+
+
+@pytest.mark.django_db
+def test_crowdtangle_missing_required_columns_are_reported(tmp_path, capsys):
+    path = tmp_path / "ct_broken.csv"
+    path.write_text("Page Name,Message,URL\nSome page,hello,https://facebook.com/1\n", encoding="utf-8")
+    call_command("import_data", str(path), format="crowdtangle", dataset="ct2", json=True)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rejected"] == 1
+    assert "missing required columns: facebook id or user name, post created" in summary["problems"][0]["reason"]
+    assert Post.objects.count() == 0
