@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from accounts.importers import crowdtangle, instaloader, ira, twitter_io
+from accounts.importers import crowdtangle, instaloader, ira, jsonl, twitter_io
 from accounts.importers.records import Record
 
 Reader = Callable[[list[Path]], Iterator[Record]]
@@ -16,6 +16,7 @@ READERS: dict[str, tuple[Reader, Counter]] = {
     "twitter-io": (twitter_io.read, twitter_io.count_items),
     "ira-csv": (ira.read, ira.count_items),
     "crowdtangle": (crowdtangle.read, crowdtangle.count_items),
+    "jsonl": (jsonl.read, jsonl.count_items),
 }
 
 
@@ -30,6 +31,9 @@ def guess_format(paths: list[Path]) -> str:
             return "ira-csv"
         if all(crowdtangle.is_crowdtangle(p) for p in csv_files):
             return "crowdtangle"
+    files = [p for path in paths for p in ([path] if path.is_file() else sorted(path.rglob("*")))]
+    if any(jsonl.is_jsonl(p) for p in files):
+        return "jsonl"
     if instaloader.profile_folders(paths):
         return "instaloader"
     raise ValueError("could not tell the format of these files; name it with --format")
