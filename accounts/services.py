@@ -4,6 +4,7 @@ and the API all go through these functions."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -85,6 +86,52 @@ def import_run_create(*, dataset: Dataset, format: str, paths: list[Path], user:
         dataset=dataset, format=format, sources=sources, source_sha256=combined,
         started_by=user if user is not None and user.is_authenticated else None,
     )
+
+
+def import_paths(
+    *,
+    dataset_name: str,
+    format: str,
+    paths: list[Path],
+    user: AbstractBaseUser | None,
+    progress_total: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportRun:
+    """The whole import of files or folders (zip archives are unpacked safely first)."""
+    import tempfile
+
+    from django.conf import settings
+
+    from accounts.importers import READERS, guess_format
+    from accounts.importers.archives import ArchiveRefused, extract_zip
+
+    with tempfile.TemporaryDirectory(prefix="import-", dir=settings.VAR_DIR) as workdir:
+        readable: list[Path] = []
+        problems: list[Rejection] = []
+        for path in paths:
+            if path.is_file() and path.suffix.lower() == ".zip":
+                target = Path(workdir) / f"{len(readable)}-{path.stem}"
+                try:
+                    problems += extract_zip(path, target, max_total_bytes=settings.IMPORT_MAX_UNZIPPED_BYTES)
+                except ArchiveRefused as exc:
+                    problems.append(Rejection(file=path.name, reason=str(exc)))
+                    continue
+                readable.append(target)
+            else:
+                readable.append(path)
+        if format == "auto":
+            if not readable:
+                raise ValueError("nothing to import: " + "; ".join(p.reason for p in problems))
+            format = guess_format(readable)
+        reader, counter = READERS[format]
+        dataset = dataset_get_or_create(name=dataset_name, user=user)
+        run = import_run_create(dataset=dataset, format=format, paths=paths, user=user)
+        total = counter(readable) if readable else 0
+        ImportRun.objects.filter(pk=run.pk).update(progress_total=total)
+        if progress_total:
+            progress_total(total)
+        records = itertools.chain(problems, reader(readable) if readable else ())
+        return import_run_execute(run=run, records=records, progress=progress)
 
 
 @dataclass

@@ -184,6 +184,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Imports ---------------------------------------------------------------------------
+IMPORT_MAX_UNZIPPED_BYTES = env_int("IMPORT_MAX_UNZIPPED_BYTES", 20 * 1024**3, minimum=1024**2)
+
 # --- Media analysis ------------------------------------------------------------------
 MEDIA_HASH_BATCH_SIZE = env_int("MEDIA_HASH_BATCH_SIZE", 200, minimum=1, maximum=5000)
 MEDIA_MAX_IMAGE_PIXELS = env_int("MEDIA_MAX_IMAGE_PIXELS", 64_000_000, minimum=1_000_000)

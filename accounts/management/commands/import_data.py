@@ -8,12 +8,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from accounts.importers import READERS, guess_format
-from accounts.services import dataset_get_or_create, import_run_create, import_run_execute
+from accounts.importers import READERS
+from accounts.services import import_paths
 
 
 class Command(BaseCommand):
-    help = "Import platform exports into a dataset (one ImportRun per call)."
+    help = "Import platform exports (files, folders or .zip archives) into a dataset; one ImportRun per call."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="+", type=Path)
@@ -27,23 +27,21 @@ class Command(BaseCommand):
         for path in paths:
             if not path.exists():
                 raise CommandError(f"{path} does not exist")
-        data_format = str(options["format"])
-        if data_format == "auto":
+        started = time.monotonic()
+        show_bar = sys.stderr.isatty() and not options["json"]
+        with tqdm(unit="item", desc="Importing", disable=not show_bar) as bar:
+            def set_total(total: int) -> None:
+                bar.total = total
+                bar.refresh()
+
             try:
-                data_format = guess_format(paths)
+                run = import_paths(dataset_name=str(options["dataset"]), format=str(options["format"]), paths=paths,
+                                   user=None, progress_total=set_total, progress=bar.update)
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
-        reader, counter = READERS[data_format]
-        started = time.monotonic()
-        dataset = dataset_get_or_create(name=str(options["dataset"]))
-        run = import_run_create(dataset=dataset, format=data_format, paths=paths, user=None)
-        total = counter(paths)
-        show_bar = sys.stderr.isatty() and not options["json"]
-        with tqdm(total=total, unit="item", desc="Importing", disable=not show_bar) as bar:
-            run = import_run_execute(run=run, records=reader(paths), progress=bar.update)
         summary = {
             "import_run": run.pk,
-            "dataset": dataset.name,
+            "dataset": run.dataset.name,
             "format": run.format,
             "status": run.status,
             "read": run.read_count,
@@ -63,7 +61,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary, indent=2, default=str))
             return
         self.stdout.write(
-            f"Import run {run.pk} into {dataset.name!r}: {run.read_count} read, {run.created_count} created, "
+            f"Import run {run.pk} into {run.dataset.name!r}: {run.read_count} read, {run.created_count} created, "
             f"{run.updated_count} updated, {run.rejected_count} rejected, {run.media_count} media files "
             f"in {summary['seconds']} s."
         )
