@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from accounts.importers.csvfiles import CsvRow, parse_datetime, parse_int, read_header, read_rows
+from accounts.importers.csvfiles import CsvRow, count_rows, csv_files, parse_datetime, parse_int, read_header, read_rows
 from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
 from accounts.normalize import clean_text, extract_links
 
@@ -32,19 +32,10 @@ def is_crowdtangle(path: Path) -> bool:
     return "post created" in header and "url" in header and ({"user name", "facebook id", "page name", "account"} & header)
 
 
-def _files(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        found.extend(sorted(path.rglob("*.csv")) if path.is_dir() else [path])
-    return found
+_files = csv_files
 
 
-def count_items(paths: list[Path]) -> int:
-    total = 0
-    for path in _files(paths):
-        with path.open("rb") as handle:
-            total += max(0, sum(1 for _ in handle) - 1)
-    return total
+count_items = count_rows
 
 
 def parse_created(value: str | None) -> datetime | None:

@@ -147,3 +147,20 @@ def snowflake_time(tweet_id: str | int | None) -> datetime | None:
         return None
     milliseconds = (number >> 22) + TWITTER_EPOCH_MS
     return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+
+
+def csv_files(paths: list[Path]) -> list[Path]:
+    """The CSV files named, or found below the folders named."""
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.rglob("*.csv")) if path.is_dir() else [path])
+    return found
+
+
+def count_rows(paths: list[Path]) -> int:
+    """Physical lines after the header: the progress total (quoted newlines make it an upper bound)."""
+    total = 0
+    for path in csv_files(paths):
+        with path.open("rb") as handle:
+            total += max(0, sum(1 for _ in handle) - 1)
+    return total

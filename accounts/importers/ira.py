@@ -12,6 +12,8 @@ from pathlib import Path
 
 from accounts.importers.csvfiles import (
     CsvRow,
+    count_rows,
+    csv_files,
     parse_datetime,
     parse_int,
     read_header,
@@ -25,11 +27,7 @@ FULL_COLUMNS = {"external_author_id", "author", "content", "publish_date"}
 PER_AUTHOR_COLUMNS = {"author_id", "content", "publish_date"}
 
 
-def _files(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        found.extend(sorted(path.rglob("*.csv")) if path.is_dir() else [path])
-    return found
+_files = csv_files
 
 
 def layout(path: Path) -> str | None:
@@ -45,12 +43,7 @@ def is_ira(path: Path) -> bool:
     return layout(path) is not None
 
 
-def count_items(paths: list[Path]) -> int:
-    total = 0
-    for path in _files(paths):
-        with path.open("rb") as handle:
-            total += max(0, sum(1 for _ in handle) - 1)
-    return total
+count_items = count_rows
 
 
 def read(paths: list[Path]) -> Iterator[Record]:

@@ -8,7 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from accounts.importers.csvfiles import CsvRow, parse_bool, parse_datetime, parse_int, parse_list, read_header, read_rows
+from accounts.importers.csvfiles import (
+    CsvRow,
+    count_rows,
+    csv_files,
+    parse_bool,
+    parse_datetime,
+    parse_int,
+    parse_list,
+    read_header,
+    read_rows,
+)
 from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
 from accounts.normalize import clean_text
 
@@ -17,9 +27,7 @@ TWEET_COLUMNS = {"tweetid", "userid", "tweet_time"}
 
 
 def _files(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        found.extend(sorted(path.rglob("*.csv")) if path.is_dir() else [path])
+    found = csv_files(paths)
     # Users before tweets, so every tweet finds its account complete.
     return sorted(found, key=lambda p: ("tweetid" in read_header(p), str(p)))
 
@@ -29,12 +37,7 @@ def is_twitter_io(path: Path) -> bool:
     return USER_COLUMNS <= header and ("tweetid" in header or "account_creation_date" in header) and "content" not in header
 
 
-def count_items(paths: list[Path]) -> int:
-    total = 0
-    for path in _files(paths):
-        with path.open("rb") as handle:
-            total += max(0, sum(1 for _ in handle) - 1)
-    return total
+count_items = count_rows
 
 
 def _account(row: CsvRow) -> AccountRecord:

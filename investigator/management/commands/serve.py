@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,6 +52,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self.on_signal)
         try:
             self.start_children(str(options["bind"]))
+            self.wait_for_web(str(options["bind"]))
             self.stdout.write(self.style.SUCCESS(
                 f"\nInvestigator is running at http://{options['bind']}/  (Ctrl-C stops it)\n"
             ))
@@ -139,6 +141,22 @@ class Command(BaseCommand):
             self.step(f"Starting {name}")
             # Own session: Ctrl-C reaches only this process, which stops the children in order.
             self.children.append((name, subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True)))
+
+    def wait_for_web(self, bind: str, timeout: float = 60) -> None:
+        """Announce the address only once the web server accepts connections."""
+        host, _, port = bind.rpartition(":")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            for name, child in self.children:
+                if child.poll() is not None:
+                    raise CommandError(f"the {name} process exited with code {child.returncode}")
+            try:
+                with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        if not self.stopping:
+            raise CommandError(f"the web server did not start listening on {bind} within {timeout:.0f} s")
 
     def supervise(self) -> None:
         while not self.stopping:
