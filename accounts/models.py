@@ -152,6 +152,7 @@ class PostMedia(models.Model):
 
 class ImportRun(models.Model):
     class Format(models.TextChoices):
+        AUTO = "auto", "Detect from content"
         INSTALOADER = "instaloader", "Instaloader profile folders"
         TWITTER_IO = "twitter-io", "Twitter/X information-operations archive"
         IRA_CSV = "ira-csv", "FiveThirtyEight/Clemson IRA tweets"
@@ -162,6 +163,7 @@ class ImportRun(models.Model):
     format = models.CharField(max_length=32, choices=Format.choices)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
     sources = models.JSONField(default=list, help_text="[{name, sha256, bytes}] of every input file")
+    input_paths = models.JSONField(default=list, help_text="Where the files wait on the server until a worker imports them")
     source_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 over the sorted source hashes")
     read_count = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
@@ -70,22 +71,18 @@ def _source_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-@transaction.atomic
-def import_run_create(*, dataset: Dataset, format: str, paths: list[Path], user: AbstractBaseUser | None) -> ImportRun:
-    """Record provenance (every file's name, size and SHA-256) before anything is read."""
-    if format not in ImportRun.Format.values:
-        raise ValueError(f"Unknown format {format!r}")
+def source_files_describe(paths: list[Path]) -> list[dict[str, object]]:
+    """Every input file's name (relative to what was named), size and SHA-256: the run's provenance."""
     roots = [p.resolve() for p in paths]
     sources = []
     for file in _source_files(roots):
         root = next((r for r in roots if r == file or r in file.parents), file.parent)
-        base = root.parent if root.is_dir() else root.parent
-        sources.append({"name": str(file.relative_to(base)), "sha256": file_sha256(file), "bytes": file.stat().st_size})
-    combined = hashlib.sha256("".join(sorted(s["sha256"] for s in sources)).encode()).hexdigest()
-    return ImportRun.objects.create(
-        dataset=dataset, format=format, sources=sources, source_sha256=combined,
-        started_by=user if user is not None and user.is_authenticated else None,
-    )
+        sources.append({"name": str(file.relative_to(root.parent)), "sha256": file_sha256(file), "bytes": file.stat().st_size})
+    return sources
+
+
+def _combined_sha256(sources: list[dict[str, object]]) -> str:
+    return hashlib.sha256("".join(sorted(str(s["sha256"]) for s in sources)).encode()).hexdigest()
 
 
 def import_paths(
@@ -97,7 +94,67 @@ def import_paths(
     progress_total: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportRun:
-    """The whole import of files or folders (zip archives are unpacked safely first)."""
+    """The whole import of files or folders, in this process (the command line)."""
+    run = import_run_queue(dataset_name=dataset_name, format=format, paths=paths, user=user, enqueue=False)
+    return import_run_process(run=run, progress_total=progress_total, progress=progress)
+
+
+@transaction.atomic
+def import_run_queue(
+    *, dataset_name: str, format: str, paths: list[Path], user: AbstractBaseUser | None, enqueue: bool = True
+) -> ImportRun:
+    """Record a pending import of files already on the server; a worker picks it up after commit."""
+    if format not in ImportRun.Format.values:
+        raise ValueError(f"Unknown format {format!r}")
+    dataset = dataset_get_or_create(name=dataset_name, user=user)
+    run = ImportRun.objects.create(
+        dataset=dataset, format=format, input_paths=[str(p) for p in paths],
+        started_by=user if user is not None and user.is_authenticated else None,
+    )
+    if enqueue:
+        from accounts.tasks import run_import
+
+        transaction.on_commit(lambda: run_import.delay(run.pk))
+    return run
+
+
+def upload_store(*, files: list[UploadedFile]) -> list[Path]:
+    """Save uploaded files under var/uploads in a fresh folder, under safe names; chunks, never whole files in memory."""
+    import uuid
+
+    from django.conf import settings
+    from django.utils.text import get_valid_filename
+
+    folder = Path(settings.VAR_DIR) / "uploads" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    stored = []
+    for index, upload in enumerate(files):
+        base = Path(str(upload.name).replace("\\", "/")).name  # never a path the client chose
+        try:
+            safe = get_valid_filename(base)[:150]
+        except Exception:  # noqa: BLE001 - Django raises SuspiciousFileOperation for names like ".."
+            safe = ""
+        target = folder / f"{index:03d}-{safe or 'upload'}"
+        with target.open("wb") as sink:
+            for chunk in upload.chunks():
+                sink.write(chunk)
+        stored.append(target)
+    return stored
+
+
+def import_run_claim(*, run_id: int) -> bool:
+    """Take a pending run; False when another worker already has it."""
+    return bool(ImportRun.objects.filter(pk=run_id, status=JobStatus.PENDING).update(
+        status=JobStatus.RUNNING, started_at=timezone.now()))
+
+
+def import_run_process(
+    *,
+    run: ImportRun,
+    progress_total: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportRun:
+    """Provenance, archive unpacking, format detection and the import itself."""
     import tempfile
 
     from django.conf import settings
@@ -105,6 +162,12 @@ def import_paths(
     from accounts.importers import READERS, guess_format
     from accounts.importers.archives import ArchiveRefused, extract_zip
 
+    paths = [Path(p) for p in run.input_paths]
+    try:
+        sources = source_files_describe(paths)
+    except OSError as exc:
+        return _import_run_fail(run, f"cannot read the input: {exc}")
+    ImportRun.objects.filter(pk=run.pk).update(sources=sources, source_sha256=_combined_sha256(sources))
     with tempfile.TemporaryDirectory(prefix="import-", dir=settings.VAR_DIR) as workdir:
         readable: list[Path] = []
         problems: list[Rejection] = []
@@ -119,19 +182,29 @@ def import_paths(
                 readable.append(target)
             else:
                 readable.append(path)
-        if format == "auto":
-            if not readable:
-                raise ValueError("nothing to import: " + "; ".join(p.reason for p in problems))
-            format = guess_format(readable)
-        reader, counter = READERS[format]
-        dataset = dataset_get_or_create(name=dataset_name, user=user)
-        run = import_run_create(dataset=dataset, format=format, paths=paths, user=user)
+        data_format = run.format
+        if data_format == ImportRun.Format.AUTO:
+            try:
+                if not readable:
+                    raise ValueError("nothing to import: " + "; ".join(p.reason for p in problems))
+                data_format = guess_format(readable)
+            except ValueError as exc:
+                return _import_run_fail(run, str(exc))
+            ImportRun.objects.filter(pk=run.pk).update(format=data_format)
+        reader, counter = READERS[data_format]
         total = counter(readable) if readable else 0
         ImportRun.objects.filter(pk=run.pk).update(progress_total=total)
         if progress_total:
             progress_total(total)
-        records = itertools.chain(problems, reader(readable) if readable else ())
-        return import_run_execute(run=run, records=records, progress=progress)
+        run.refresh_from_db()
+        return import_run_execute(run=run, records=itertools.chain(problems, reader(readable) if readable else ()),
+                                  progress=progress)
+
+
+def _import_run_fail(run: ImportRun, reason: str) -> ImportRun:
+    ImportRun.objects.filter(pk=run.pk).update(status=JobStatus.FAILED, error=reason[:5000], finished_at=timezone.now())
+    run.refresh_from_db()
+    return run
 
 
 @dataclass
@@ -153,7 +226,7 @@ def import_run_execute(
     """Load records in batches. Each batch commits on its own: good rows are kept, bad rows are
     reported with their file and line; an error that stops the run leaves earlier batches intact
     and marks the run failed with the reason."""
-    ImportRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
+    ImportRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, started_at=run.started_at or timezone.now())
     platforms = {p.slug: p for p in Platform.objects.all()}
     batch = _Batch({}, [], [])
     try:

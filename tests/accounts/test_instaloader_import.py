@@ -10,16 +10,14 @@ from django.core.management import call_command
 
 from accounts.importers import instaloader
 from accounts.models import Account, HandleChange, ImportRun, Post, PostMedia
-from accounts.services import dataset_get_or_create, import_run_create, import_run_execute
+from accounts.services import import_paths
 from media_analysis.models import MediaAsset
 
 pytestmark = pytest.mark.django_db
 
 
 def _import(paths: list[Path], name: str = "test") -> ImportRun:
-    dataset = dataset_get_or_create(name=name)
-    run = import_run_create(dataset=dataset, format="instaloader", paths=paths, user=None)
-    return import_run_execute(run=run, records=instaloader.read(paths))
+    return import_paths(dataset_name=name, format="instaloader", paths=paths, user=None)
 
 
 def _copy_accounts(small_demo, tmp_path: Path, usernames: list[str]) -> Path:

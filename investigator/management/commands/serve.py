@@ -93,9 +93,8 @@ class Command(BaseCommand):
     def ensure_demo_data(self, scale: float) -> None:
         from accounts.demo import DemoSpec, generate_demo
         from accounts.demo.generator import plan_demo
-        from accounts.importers import instaloader
         from accounts.models import ImportRun, JobStatus
-        from accounts.services import dataset_get_or_create, import_run_create, import_run_execute
+        from accounts.services import import_paths
 
         if ImportRun.objects.filter(dataset__name=DEMO_DATASET, status=JobStatus.SUCCEEDED).exists():
             self.stdout.write("• Demo campaign already imported")
@@ -109,10 +108,9 @@ class Command(BaseCommand):
             (demo_dir / "tmp").rename(demo_dir / "instaloader")
             shutil.move(str(demo_dir / "instaloader" / "ground_truth.json"), demo_dir / "ground_truth.json")
         source = [demo_dir / "instaloader"]
-        dataset = dataset_get_or_create(name=DEMO_DATASET)
-        run = import_run_create(dataset=dataset, format="instaloader", paths=source, user=None)
-        with tqdm(total=instaloader.count_items(source), unit="item", desc="Importing demo campaign") as bar:
-            run = import_run_execute(run=run, records=instaloader.read(source), progress=bar.update)
+        with tqdm(unit="item", desc="Importing demo campaign") as bar:
+            run = import_paths(dataset_name=DEMO_DATASET, format="instaloader", paths=source, user=None,
+                               progress_total=lambda total: setattr(bar, "total", total), progress=bar.update)
         self.stdout.write(f"• Imported {run.created_count} accounts and posts; images are hashed in the background")
 
     def prepare_queue(self) -> None:

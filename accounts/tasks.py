@@ -1,0 +1,17 @@
+"""Celery tasks of the social-media side: thin wrappers around services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from accounts.models import ImportRun
+from accounts.services import import_run_claim, import_run_process
+
+
+@shared_task(acks_late=True)
+def run_import(run_id: int) -> str:
+    """Import a queued run; a second delivery of the same message finds it claimed and does nothing."""
+    if not import_run_claim(run_id=run_id):
+        return "already taken"
+    run = import_run_process(run=ImportRun.objects.get(pk=run_id))
+    return run.status

@@ -1,0 +1,28 @@
+"""DRF permission classes built on the same role helpers the pages use."""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from investigator.roles import INVESTIGATOR, LEAD, REVIEWER, has_role
+
+
+class _HasRole(BasePermission):
+    role = ""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return has_role(request.user, self.role)
+
+
+class IsInvestigator(_HasRole):
+    role = INVESTIGATOR
+
+
+class IsLead(_HasRole):
+    role = LEAD
+
+
+class IsReviewer(_HasRole):
+    role = REVIEWER

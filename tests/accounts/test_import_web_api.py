@@ -1,0 +1,112 @@
+"""Uploading an export on the page and through the API: roles, progress, a real worker doing the import."""
+
+import time
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from accounts.models import ImportRun, Post
+
+JSONL = (
+    b'{"type": "account", "platform": "twitter", "id": "7", "handle": "zed"}\n'
+    b'{"type": "post", "platform": "twitter", "id": "70", "account_id": "7", "posted_at": "2019-01-01T00:00:00Z"}\n'
+    b'{"type": "post", "platform": "twitter", "id": "71"}\n'
+)
+
+
+def _wait_for(run_id: int, timeout: float = 90) -> ImportRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = ImportRun.objects.get(pk=run_id)
+        if run.status in {"succeeded", "failed"}:
+            return run
+        time.sleep(0.3)
+    raise AssertionError(f"import {run_id} still {run.status}")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [None, "investigator", "lead", "reviewer", "admin"])
+def test_import_pages_need_the_investigator_role(client, cast, role):
+    client.force_login(cast[role or "outsider"])
+    expected = 403 if role is None else 200
+    assert client.get(reverse("accounts:imports")).status_code == expected
+    run = ImportRun.objects.create(dataset_id=_dataset().pk, format="jsonl")
+    response = client.get(reverse("accounts:import_detail", args=[run.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == expected
+
+
+def _dataset():
+    from accounts.services import dataset_get_or_create
+
+    return dataset_get_or_create(name="d")
+
+
+@pytest.mark.django_db
+def test_anonymous_is_sent_to_login_and_api_refuses(client):
+    assert client.get(reverse("accounts:imports")).status_code == 302
+    assert APIClient().get(reverse("accounts-api:imports")).status_code in {401, 403}
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("celery_worker_process", ["filesystem"], indirect=True)
+def test_upload_page_queues_an_import_that_a_worker_runs(client, cast, celery_worker_process):
+    client.force_login(cast["investigator"])
+    upload = SimpleUploadedFile("../../../etc/evil name.jsonl", JSONL, content_type="application/octet-stream")
+    response = client.post(reverse("accounts:imports"), {"dataset": "upload", "format": "auto", "files": [upload]})
+    assert response.status_code == 302
+    run = ImportRun.objects.get()
+    assert response["Location"] == reverse("accounts:import_detail", args=[run.pk])
+    stored = run.input_paths[0]
+    assert "/uploads/" in stored and ".." not in stored and stored.endswith("evil_name.jsonl")
+    run = _wait_for(run.pk)
+    assert run.status == "succeeded" and run.format == "jsonl"
+    assert (run.created_count, run.rejected_count) == (2, 1)
+    assert run.started_by == cast["investigator"] and run.sources[0]["sha256"]
+    assert Post.objects.filter(external_id="70").exists()
+    page = client.get(reverse("accounts:import_detail", args=[run.pk])).content.decode()
+    assert "Succeeded" in page and "is a required property" in page and 'hx-trigger="every 1s"' not in page
+
+
+@pytest.mark.django_db
+def test_progress_partial_polls_while_running(client, cast):
+    client.force_login(cast["lead"])
+    run = ImportRun.objects.create(dataset=_dataset(), format="jsonl", status="running", progress_total=200,
+                                   progress_done=50)
+    body = client.get(reverse("accounts:import_detail", args=[run.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert body.lstrip().startswith('<div id="import-progress"') and 'hx-trigger="every 1s"' in body
+    assert '<progress max="100" value="25">' in body
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("celery_worker_process", ["filesystem"], indirect=True)
+def test_api_upload_and_status(cast, celery_worker_process):
+    api = APIClient()
+    token = Token.objects.create(user=cast["reviewer"])
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = api.post(reverse("accounts-api:imports"),
+                        {"dataset": "api", "format": "jsonl", "files": [SimpleUploadedFile("x.jsonl", JSONL)]},
+                        format="multipart")
+    assert response.status_code == 202
+    run_id = response.json()["id"]
+    _wait_for(run_id)
+    detail = api.get(reverse("accounts-api:import_detail", args=[run_id])).json()
+    assert detail["status"] == "succeeded" and detail["dataset"] == "api" and detail["rejected_count"] == 1
+    assert detail["problems"][0]["line"] == 3
+    assert [r["id"] for r in api.get(reverse("accounts-api:imports")).json()] == [run_id]
+
+
+@pytest.mark.django_db
+def test_api_refuses_outsider_and_bad_upload(cast):
+    api = APIClient()
+    api.force_authenticate(cast["outsider"])
+    assert api.get(reverse("accounts-api:imports")).status_code == 403
+    assert api.post(reverse("accounts-api:imports"), {"dataset": "x"}, format="multipart").status_code == 403
+    api.force_authenticate(cast["investigator"])
+    response = api.post(reverse("accounts-api:imports"), {"dataset": "x", "format": "nope"}, format="multipart")
+    assert response.status_code == 400 and {"format", "files"} <= set(response.json())
+    assert ImportRun.objects.count() == 0
