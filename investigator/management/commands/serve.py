@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -135,10 +136,11 @@ class Command(BaseCommand):
                   "-n", f"worker-{os.getpid()}@%h"]
         web = [python, "-m", "gunicorn", "investigator.wsgi:application", "--bind", bind,
                "--workers", str(settings.SERVE_WEB_WORKERS), "--access-logfile", "-", "--graceful-timeout", "10"]
+        env = {**os.environ, "INVESTIGATOR_EMBEDDED_AUTOSTART": "0"}
         for name, command in (("worker", worker), ("web", web)):
             self.step(f"Starting {name}")
             # Own session: Ctrl-C reaches only this process, which stops the children in order.
-            self.children.append((name, subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True)))
+            self.children.append((name, subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, start_new_session=True)))
 
     def wait_for_web(self, bind: str, timeout: float = 60) -> None:
         """Announce the address only once the web server accepts connections."""
@@ -171,10 +173,14 @@ class Command(BaseCommand):
             if child.poll() is None:
                 self.step(f"Stopping {name}")
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
+        # A worker finishes the batch in hand (its message is re-delivered if it cannot).
+        deadline = time.monotonic() + 60
         for _, child in self.children:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+                pass
+            # The whole process group: pool processes of a worker that was killed must not linger.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
