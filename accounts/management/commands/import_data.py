@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from accounts.importers import READERS
+from accounts.models import ImportRun
 from accounts.services import import_paths
 
 
@@ -59,9 +60,14 @@ class Command(BaseCommand):
         }
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2, default=str))
-            return
+        else:
+            self.print_report(run, summary)
+        if run.status == "failed":
+            raise CommandError(f"import run {run.pk} failed: {run.error}")
+
+    def print_report(self, run: ImportRun, summary: dict) -> None:
         self.stdout.write(
-            f"Import run {run.pk} into {run.dataset.name!r}: {run.read_count} read, {run.created_count} created, "
+            f"Import run {run.pk} ({run.status}) into {run.dataset.name!r}: {run.read_count} read, {run.created_count} created, "
             f"{run.updated_count} updated, {run.rejected_count} rejected, {run.media_count} media files "
             f"in {summary['seconds']} s."
         )
