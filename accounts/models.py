@@ -264,3 +264,39 @@ class ClusterMember(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["cluster", "account"], name="cluster_member_unique")]
+
+
+class Watchlist(models.Model):
+    """A named list of handles or platform ids: a takedown disclosure, a list an operation published."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=500, blank=True, help_text="Where the list comes from (file name, URL)")
+    source_sha256 = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WatchlistEntry(models.Model):
+    """One listed account. Matching is done at read time, so accounts imported later are flagged too."""
+
+    class Kind(models.TextChoices):
+        HANDLE = "handle", "Handle"
+        ID = "id", "Platform id"
+
+    watchlist = models.ForeignKey(Watchlist, on_delete=models.CASCADE, related_name="entries")
+    platform = models.ForeignKey(Platform, null=True, blank=True, on_delete=models.PROTECT,
+                                 help_text="Empty: the entry matches on every platform")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    value = models.CharField(max_length=255, help_text="Handles lower-cased without @; ids as given")
+    line = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["watchlist", "platform", "kind", "value"], name="watchlist_entry_unique",
+                                    nulls_distinct=False),
+        ]
+        indexes = [models.Index(fields=["kind", "value"], name="watchlist_entry_value_idx")]
