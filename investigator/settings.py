@@ -192,6 +192,8 @@ MEDIA_HASH_BATCH_SIZE = env_int("MEDIA_HASH_BATCH_SIZE", 200, minimum=1, maximum
 MEDIA_MAX_IMAGE_PIXELS = env_int("MEDIA_MAX_IMAGE_PIXELS", 64_000_000, minimum=1_000_000)
 MEDIA_MAX_FILE_BYTES = env_int("MEDIA_MAX_FILE_BYTES", 50 * 1024 * 1024, minimum=1024)
 PDQ_MIN_QUALITY = env_int("PDQ_MIN_QUALITY", 50, minimum=0, maximum=100)
+# PDQ's authors call two hashes the same picture at distance ≤ 31 of 256 bits.
+PDQ_MATCH_DISTANCE = env_int("PDQ_MATCH_DISTANCE", 31, minimum=0, maximum=128)
 
 # --- Web server (manage.py serve) -------------------------------------------------------
 SERVE_BIND = env_str("INVESTIGATOR_BIND", "127.0.0.1:8000")

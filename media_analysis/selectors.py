@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import Count
+from dataclasses import dataclass, field
+from datetime import datetime
 
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection, transaction
+from django.db.models import Count
+from pgvector.django import HammingDistance
+
+from investigator.roles import INVESTIGATOR, has_role
 from media_analysis.models import HashState, MediaAsset
 
 
@@ -11,3 +19,99 @@ def media_hash_counts() -> dict[str, int]:
     """How many assets are in each hashing state (operational; shown to every role)."""
     counts = dict(MediaAsset.objects.values("hash_state").annotate(n=Count("id")).values_list("hash_state", "n"))
     return {state: counts.get(state, 0) for state in HashState.values}
+
+
+@dataclass(frozen=True)
+class Sighting:
+    post_id: int
+    post_url: str
+    posted_at: datetime
+    account_id: int
+    handle: str
+    platform: str
+
+
+@dataclass
+class SimilarMedia:
+    asset: MediaAsset
+    phash_distance: int
+    pdq_distance: int | None
+    sightings: list[Sighting] = field(default_factory=list)
+    avatar_of: list[str] = field(default_factory=list)
+    first_seen: bool = False
+
+    @property
+    def first_posted_at(self) -> datetime | None:
+        return min((s.posted_at for s in self.sightings), default=None)
+
+
+def media_similar(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    phash: str,
+    pdq: str | None,
+    max_distance: int,
+    max_pdq_distance: int | None = None,
+    candidates: int = 200,
+) -> list[SimilarMedia]:
+    """Stored images near a probe: candidates from the pHash and PDQ HNSW indexes, ranked by pHash distance.
+
+    A match needs pHash distance ≤ max_distance, or a trusted PDQ (quality ≥ PDQ_MIN_QUALITY on both
+    sides) within max_pdq_distance of 256 bits. Each match lists the posts that carry it, and the
+    earliest copy is marked first seen.
+    """
+    if not has_role(user, INVESTIGATOR):
+        return []
+    if max_pdq_distance is None:
+        max_pdq_distance = settings.PDQ_MATCH_DISTANCE
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, candidates)])
+        cursor.execute(
+            """
+            (SELECT id FROM media_analysis_mediaasset WHERE hash_state = 'done'
+             ORDER BY phash <~> %s::bit(64) LIMIT %s)
+            UNION
+            (SELECT id FROM media_analysis_mediaasset WHERE hash_state = 'done' AND %s::bit(256) IS NOT NULL
+             AND pdq_quality >= %s ORDER BY pdq <~> %s::bit(256) LIMIT %s)
+            """,
+            [phash, candidates, pdq, settings.PDQ_MIN_QUALITY, pdq or "0" * 256, candidates],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    assets = (
+        MediaAsset.objects.filter(pk__in=ids)
+        .annotate(phash_distance=HammingDistance("phash", phash))
+    )
+    if pdq:
+        assets = assets.annotate(pdq_distance=HammingDistance("pdq", pdq))
+    matches = []
+    for asset in assets:
+        pdq_distance = getattr(asset, "pdq_distance", None)
+        trusted_pdq = pdq_distance is not None and (asset.pdq_quality or 0) >= settings.PDQ_MIN_QUALITY
+        if asset.phash_distance <= max_distance or (trusted_pdq and pdq_distance <= max_pdq_distance):
+            matches.append(SimilarMedia(asset, int(asset.phash_distance),
+                                        int(pdq_distance) if pdq_distance is not None else None))
+    _attach_sightings(matches)
+    matches.sort(key=lambda m: (m.phash_distance, m.pdq_distance or 0, m.asset.pk))
+    return matches
+
+
+def _attach_sightings(matches: list[SimilarMedia]) -> None:
+    from accounts.models import Account, PostMedia
+
+    by_id = {m.asset.pk: m for m in matches}
+    rows = (
+        PostMedia.objects.filter(media_id__in=by_id)
+        .values("media_id", "post_id", "post__url", "post__posted_at", "post__account_id", "post__account__handle",
+                "post__platform__slug")
+        .order_by("post__posted_at")
+    )
+    for row in rows:
+        by_id[row["media_id"]].sightings.append(Sighting(
+            row["post_id"], row["post__url"], row["post__posted_at"], row["post__account_id"],
+            row["post__account__handle"], row["post__platform__slug"],
+        ))
+    for media_id, handle in Account.objects.filter(profile_image_id__in=by_id).values_list("profile_image_id", "handle"):
+        by_id[media_id].avatar_of.append(handle)
+    seen = [m for m in matches if m.first_posted_at is not None]
+    if seen:
+        min(seen, key=lambda m: m.first_posted_at).first_seen = True

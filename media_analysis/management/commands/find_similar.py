@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from media_analysis.hashing import UnreadableImage, compute_hashes
+from media_analysis.selectors import media_similar
+
+
+class _CommandLineUser(AnonymousUser):
+    """Whoever can run manage.py has the database; the command reads as an admin would."""
+
+    is_superuser = True
+    is_active = True
+
+    @property
+    def is_authenticated(self) -> bool:  # type: ignore[override]
+        return True
+
+
+class Command(BaseCommand):
+    help = "Find stored copies and near-copies of images, with who posted each copy and when."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("images", nargs="+", type=Path)
+        parser.add_argument("--max-distance", type=int, default=10, help="pHash Hamming distance, 0–64")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args: object, **options: object) -> None:
+        max_distance = int(options["max_distance"])  # type: ignore[arg-type]
+        if not 0 <= max_distance <= 64:
+            raise CommandError("--max-distance must be between 0 and 64")
+        results = []
+        for image in options["images"]:  # type: ignore[union-attr]
+            try:
+                hashes = compute_hashes(image, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
+            except (UnreadableImage, FileNotFoundError) as exc:
+                raise CommandError(f"{image}: {exc}") from exc
+            trusted_pdq = hashes.pdq if hashes.pdq_quality >= settings.PDQ_MIN_QUALITY else None
+            matches = media_similar(user=_CommandLineUser(), phash=hashes.phash, pdq=trusted_pdq, max_distance=max_distance)
+            results.append({"image": str(image), "matches": [
+                {
+                    "sha256": m.asset.sha256,
+                    "phash_distance": m.phash_distance,
+                    "pdq_distance": m.pdq_distance,
+                    "first_seen": m.first_seen,
+                    "avatar_of": m.avatar_of,
+                    "posts": [{"post": s.post_url, "account": s.handle, "platform": s.platform,
+                               "posted_at": s.posted_at.isoformat()} for s in m.sightings],
+                }
+                for m in matches
+            ]})
+        if options["json"]:
+            self.stdout.write(json.dumps(results, indent=2))
+            return
+        for result in results:
+            self.stdout.write(f"{result['image']}: {len(result['matches'])} matches")
+            for match in result["matches"]:
+                flag = " (first seen)" if match["first_seen"] else ""
+                self.stdout.write(f"  {match['sha256'][:12]} pHash {match['phash_distance']:>2} "
+                                  f"PDQ {match['pdq_distance'] if match['pdq_distance'] is not None else '-':>3}{flag}")
+                for post in match["posts"]:
+                    self.stdout.write(f"      {post['posted_at']}  @{post['account']}  {post['post']}")

@@ -1,0 +1,84 @@
+"""Near-duplicate lookup through the pgvector indexes: copies found with who posted them, strangers not."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image, ImageEnhance
+
+from accounts.models import Account, Platform, Post, PostMedia
+from media_analysis.models import MediaAsset
+from media_analysis.selectors import media_similar
+from media_analysis.services import media_assets_register, media_file_store, media_hash_batch, media_hash_claim
+
+pytestmark = pytest.mark.django_db
+
+
+def _photo(name: str) -> Image.Image:
+    import skimage.data
+
+    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB").resize((256, 256))
+
+
+@pytest.fixture
+def library(tmp_path, settings):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    original = _photo("astronaut")
+    files = {
+        "original": original,
+        "resized": original.resize((128, 128)),
+        "brighter": ImageEnhance.Brightness(original).enhance(1.25),
+        "stranger": _photo("coffee"),
+    }
+    paths = {}
+    for name, image in files.items():
+        paths[name] = tmp_path / f"{name}.jpg"
+        image.save(paths[name], quality=70 if name == "resized" else 90)
+    assets = media_assets_register(files=[(media_file_store(path=p), p.name) for p in paths.values()])
+    media_hash_batch(asset_ids=media_hash_claim(limit=10))
+    platform = Platform.objects.get(slug="instagram")
+    start = datetime(2019, 1, 1, tzinfo=UTC)
+    by_name = {}
+    for offset, name in enumerate(["brighter", "original", "resized", "stranger"]):
+        account = Account.objects.create(platform=platform, external_id=str(offset), handle=f"acct_{name}")
+        post = Post.objects.create(platform=platform, external_id=f"p{offset}", account=account,
+                                   posted_at=start + timedelta(minutes=offset), url=f"https://x.example/{name}")
+        asset = MediaAsset.objects.get(original_name=f"{name}.jpg")
+        PostMedia.objects.create(post=post, media=asset)
+        by_name[name] = asset
+    assert len(assets) == 4
+    probe = tmp_path / "probe.png"
+    original.resize((200, 200)).save(probe)
+    return probe, by_name
+
+
+def test_copies_are_found_ranked_with_sightings(library, cast):
+    from media_analysis.hashing import compute_hashes
+
+    probe, assets = library
+    hashes = compute_hashes(probe, max_pixels=10**7)
+    matches = media_similar(user=cast["investigator"], phash=hashes.phash, pdq=hashes.pdq, max_distance=10)
+    found = {m.asset.pk for m in matches}
+    assert {assets["original"].pk, assets["resized"].pk, assets["brighter"].pk} <= found
+    assert assets["stranger"].pk not in found
+    assert matches[0].phash_distance <= matches[-1].phash_distance
+    first = [m for m in matches if m.first_seen]
+    assert len(first) == 1 and first[0].asset == assets["brighter"]  # posted earliest
+    assert first[0].sightings[0].handle == "acct_brighter"
+    assert media_similar(user=cast["outsider"], phash=hashes.phash, pdq=hashes.pdq, max_distance=10) == []
+
+
+def test_find_similar_command_json(library, capsys):
+    probe, assets = library
+    call_command("find_similar", str(probe), max_distance=8, json=True)
+    (result,) = json.loads(capsys.readouterr().out)
+    shas = {m["sha256"] for m in result["matches"]}
+    assert assets["original"].sha256 in shas and assets["stranger"].sha256 not in shas
+    assert all(m["posts"] and m["posts"][0]["account"].startswith("acct_") for m in result["matches"])
+    with pytest.raises(CommandError, match="max-distance"):
+        call_command("find_similar", str(probe), max_distance=99)
+    bad = probe.with_name("bad.jpg")
+    bad.write_bytes(b"nope")
+    with pytest.raises(CommandError, match="not an image"):
+        call_command("find_similar", str(bad))
