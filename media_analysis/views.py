@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from investigator.roles import INVESTIGATOR, has_role
+from media_analysis.forms import ImageLookupForm
+from media_analysis.hashing import UnreadableImage, compute_hashes
+from media_analysis.models import HashState, MediaAsset
+from media_analysis.selectors import media_similar
+
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+def _require_investigator(request: HttpRequest) -> None:
+    if not has_role(request.user, INVESTIGATOR):
+        raise PermissionDenied("Needs the investigator role")
+
+
+@require_GET
+@login_required
+def media_file(request: HttpRequest, sha256: str) -> FileResponse:
+    """A stored picture. Only files that decoded as images are served, always with an image type."""
+    _require_investigator(request)
+    asset = get_object_or_404(MediaAsset, sha256=sha256, hash_state=HashState.DONE)
+    content_type = CONTENT_TYPES.get(asset.format.upper())
+    if content_type is None:
+        raise Http404("no viewable picture")
+    response = FileResponse((Path(settings.MEDIA_ROOT) / asset.file.name).open("rb"), content_type=content_type)
+    response["Content-Disposition"] = f'inline; filename="{asset.sha256}"'
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def image_lookup(request: HttpRequest) -> HttpResponse:
+    _require_investigator(request)
+    form = ImageLookupForm(request.POST or None, request.FILES or None)
+    matches, error = None, ""
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["image"]
+        if upload.size > settings.MEDIA_MAX_FILE_BYTES:
+            error = "That file is larger than the media size limit."
+        else:
+            with tempfile.NamedTemporaryFile(suffix=".img") as probe:
+                for chunk in upload.chunks():
+                    probe.write(chunk)
+                probe.flush()
+                try:
+                    hashes = compute_hashes(Path(probe.name), max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
+                except UnreadableImage as exc:
+                    error = f"Could not read that picture: {exc}"
+            if not error:
+                trusted_pdq = hashes.pdq if hashes.pdq_quality >= settings.PDQ_MIN_QUALITY else None
+                matches = media_similar(user=request.user, phash=hashes.phash, pdq=trusted_pdq,
+                                        max_distance=form.cleaned_data["max_distance"])
+    is_partial = request.htmx and not request.htmx.boosted
+    template = "media_analysis/partials/lookup_results.html" if is_partial else "media_analysis/lookup.html"
+    return render(request, template, {"form": form, "matches": matches, "error": error})
