@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from pgvector.django import BitField, HnswIndex
@@ -54,3 +55,16 @@ class MediaAsset(models.Model):
 
     def __str__(self) -> str:
         return self.sha256[:12]
+
+
+class KnownSource(models.Model):
+    """A picture known to come from elsewhere (a stock photo, a stolen portrait): avatars matching it are flagged."""
+
+    asset = models.OneToOneField(MediaAsset, on_delete=models.PROTECT, related_name="known_source")
+    label = models.CharField(max_length=300)
+    note = models.TextField(blank=True)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.label

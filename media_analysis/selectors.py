@@ -115,3 +115,73 @@ def _attach_sightings(matches: list[SimilarMedia]) -> None:
     seen = [m for m in matches if m.first_posted_at is not None]
     if seen:
         min(seen, key=lambda m: m.first_posted_at).first_seen = True
+
+
+@dataclass(frozen=True)
+class AvatarMatch:
+    account_id: int
+    handle: str
+    other: str  # the other account's handle, or the known source's label
+    distance: int
+
+
+def avatars_shared(*, user: AbstractBaseUser | AnonymousUser, max_distance: int = 8, neighbours: int = 20) -> list[AvatarMatch]:
+    """Pairs of accounts whose profile photos are copies of each other (pHash within max_distance).
+
+    Each avatar asks the HNSW index for its nearest pictures (a LATERAL k-NN), so the cost grows
+    with the number of accounts, not its square; identical files share one asset and pair directly.
+    """
+    if not has_role(user, INVESTIGATOR):
+        return []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, neighbours * 4)])
+        cursor.execute(
+            """
+            WITH avatars AS (
+                SELECT a.id AS account_id, a.handle, m.id AS media_id, m.phash
+                FROM accounts_account a JOIN media_analysis_mediaasset m ON m.id = a.profile_image_id
+                WHERE m.hash_state = 'done'
+            ),
+            near AS (
+                SELECT av.account_id, n.id AS media_id, n.distance
+                FROM avatars av
+                CROSS JOIN LATERAL (
+                    SELECT m.id, m.phash <~> av.phash AS distance FROM media_analysis_mediaasset m
+                    WHERE m.hash_state = 'done' ORDER BY m.phash <~> av.phash LIMIT %s
+                ) n
+                WHERE n.distance <= %s
+            )
+            SELECT DISTINCT a1.account_id, a1.handle, a2.handle, near.distance::int
+            FROM near
+            JOIN avatars a1 ON a1.account_id = near.account_id
+            JOIN avatars a2 ON a2.media_id = near.media_id AND a2.account_id <> a1.account_id
+            ORDER BY 1, 3
+            """,
+            [neighbours, max_distance],
+        )
+        return [AvatarMatch(*row) for row in cursor.fetchall()]
+
+
+def avatars_from_known_sources(*, user: AbstractBaseUser | AnonymousUser, max_distance: int = 12,
+                               neighbours: int = 200) -> list[AvatarMatch]:
+    """Accounts whose profile photo matches a picture in the known-source bank."""
+    if not has_role(user, INVESTIGATOR):
+        return []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, neighbours)])
+        cursor.execute(
+            """
+            SELECT a.id, a.handle, ks.label, n.distance::int
+            FROM media_analysis_knownsource ks
+            JOIN media_analysis_mediaasset src ON src.id = ks.asset_id AND src.hash_state = 'done'
+            CROSS JOIN LATERAL (
+                SELECT m.id, m.phash <~> src.phash AS distance FROM media_analysis_mediaasset m
+                WHERE m.hash_state = 'done' ORDER BY m.phash <~> src.phash LIMIT %s
+            ) n
+            JOIN accounts_account a ON a.profile_image_id = n.id
+            WHERE n.distance <= %s
+            ORDER BY a.handle
+            """,
+            [neighbours, max_distance],
+        )
+        return [AvatarMatch(*row) for row in cursor.fetchall()]

@@ -142,3 +142,22 @@ def media_hash_batch(*, asset_ids: list[int]) -> dict[str, int]:
         )
         done += 1
     return {"done": done, "failed": failed}
+
+
+@transaction.atomic
+def known_sources_add(*, paths: list[Path], label: str, note: str = "", user: object = None) -> list[MediaAsset]:
+    """Register pictures known to come from elsewhere; they are hashed like any other media."""
+    from media_analysis.models import KnownSource
+
+    stored = [(media_file_store(path=path), path.name) for path in paths]
+    assets = media_assets_register(files=stored)
+    added = []
+    for stored_file, name in stored:
+        asset = assets[stored_file.sha256]
+        KnownSource.objects.get_or_create(
+            asset=asset,
+            defaults={"label": f"{label}: {name}"[:300], "note": note,
+                      "added_by": user if getattr(user, "is_authenticated", False) else None},
+        )
+        added.append(asset)
+    return added

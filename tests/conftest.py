@@ -132,3 +132,13 @@ def _test_run_lifecycle() -> Iterator[None]:
         connections.close_all()
         embedded_db.stop(pgdata)
     shutil.rmtree(os.environ["INVESTIGATOR_TEST_RUN_DIR"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory) -> tuple[Path, dict]:  # noqa: ANN001
+    """A small demo campaign (the full core, a reduced background), generated once per test run."""
+    from accounts.demo import DemoSpec, generate_demo
+
+    outdir = tmp_path_factory.mktemp("demo") / "campaign"
+    truth = generate_demo(outdir, DemoSpec(seed=11, scale=0.03), processes=2)
+    return outdir, truth
