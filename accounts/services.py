@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,7 +311,7 @@ def accounts_upsert(*, run: ImportRun, records: list[AccountRecord], platforms: 
 
     avatars = _store_media([r.profile_image for r in records if r.profile_image], rejections, run)
     avatar_assets = {a.sha256: a.pk for a in MediaAsset.objects.filter(sha256__in=[s.sha256 for s in avatars.values()])}
-    keys = {(platforms.get(r.platform) or _platform(platforms, r.platform)).pk: [] for r in records}
+    keys: dict[int, list[str]] = defaultdict(list)
     for record in records:
         keys[_platform(platforms, record.platform).pk].append(record.external_id)
     existing: dict[tuple[int, str], Account] = {}

@@ -97,26 +97,24 @@ def watchlist_hits(*, user: AbstractBaseUser | AnonymousUser, account_ids: Itera
     if not account_ids or not has_role(user, INVESTIGATOR):
         return {}
     accounts = list(Account.objects.filter(pk__in=account_ids).values("pk", "platform_id", "external_id", "handle"))
-    handles: dict[str, set[int]] = defaultdict(set)
+    platform_of = {a["pk"]: a["platform_id"] for a in accounts}
+    # The same id or handle can exist on several platforms: each key lists every account that has it.
+    by_id: dict[str, set[int]] = defaultdict(set)
+    by_handle: dict[str, set[int]] = defaultdict(set)
     for account in accounts:
-        handles[account["handle"].lower()].add(account["pk"])
+        by_id[account["external_id"]].add(account["pk"])
+        by_handle[account["handle"].lower()].add(account["pk"])
     for change in HandleChange.objects.filter(account_id__in=account_ids, field="handle").values("account_id", "old_value"):
-        handles[change["old_value"].lower()].add(change["account_id"])
-    ids = {(a["external_id"]): a for a in accounts}
+        by_handle[change["old_value"].lower()].add(change["account_id"])
     hits: dict[int, set[str]] = defaultdict(set)
     entries = WatchlistEntry.objects.filter(
-        Q(kind="id", value__in=list(ids)) | Q(kind="handle", value__in=list(handles))
+        Q(kind="id", value__in=list(by_id)) | Q(kind="handle", value__in=list(by_handle))
     ).values("kind", "value", "platform_id", "watchlist__name")
     for entry in entries:
-        if entry["kind"] == "id":
-            account = ids[entry["value"]]
-            if entry["platform_id"] in (None, account["platform_id"]):
-                hits[account["pk"]].add(entry["watchlist__name"])
-        else:
-            platforms = {a["pk"]: a["platform_id"] for a in accounts}
-            for account_id in handles[entry["value"]]:
-                if entry["platform_id"] in (None, platforms[account_id]):
-                    hits[account_id].add(entry["watchlist__name"])
+        candidates = (by_id if entry["kind"] == "id" else by_handle)[entry["value"]]
+        for account_id in candidates:
+            if entry["platform_id"] in (None, platform_of[account_id]):
+                hits[account_id].add(entry["watchlist__name"])
     return {account_id: sorted(names) for account_id, names in hits.items()}
 
 

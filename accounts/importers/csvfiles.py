@@ -24,7 +24,7 @@ class CsvRow:
 
 def detect_encoding(path: Path) -> str:
     """UTF-8 (with or without BOM) when the first megabytes decode as such, else Windows-1252."""
-    head = path.read_bytes()[:SNIFF_BYTES] if path.stat().st_size <= SNIFF_BYTES else _head(path)
+    head = _head(path)
     if head.startswith(b"\xff\xfe") or head.startswith(b"\xfe\xff"):
         return "utf-16"
     try:

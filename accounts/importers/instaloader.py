@@ -111,10 +111,10 @@ def count_items(paths: list[Path]) -> int:
     return sum(1 for folder in profile_folders(paths) for f in folder.iterdir() if _is_structure_file(f.name))
 
 
-def read(paths: list[Path], *, root: Path | None = None) -> Iterator[Record]:
+def read(paths: list[Path]) -> Iterator[Record]:
     context = OfflineContext()
     for folder in profile_folders(paths):
-        yield from _read_folder(folder, context, root or folder.parent)
+        yield from _read_folder(folder, context, folder.parent)
 
 
 def _relative(path: Path, root: Path) -> str:

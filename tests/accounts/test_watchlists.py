@@ -56,3 +56,15 @@ def test_platform_restricted_list_and_cluster_overlap(tmp_path, cast):
     assert cluster_watchlist_overlap(user=cast["lead"], cluster=cluster) == [
         {"watchlist": "IG only", "listed": 1, "members": 3}
     ]
+
+
+def test_same_id_on_two_platforms_flags_both_unless_the_list_names_one(tmp_path, cast):
+    instagram, twitter = Platform.objects.get(slug="instagram"), Platform.objects.get(slug="twitter")
+    insta = Account.objects.create(platform=instagram, external_id="42", handle="a")
+    tweet = Account.objects.create(platform=twitter, external_id="42", handle="b")
+    listing = tmp_path / "ids.txt"
+    listing.write_text("id:42\n", encoding="utf-8")
+    call_command("import_watchlist", "Any platform", str(listing))
+    call_command("import_watchlist", "Twitter only", str(listing), platform="twitter")
+    hits = watchlist_hits(user=cast["investigator"], account_ids=[insta.pk, tweet.pk])
+    assert hits == {insta.pk: ["Any platform"], tweet.pk: ["Any platform", "Twitter only"]}
