@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -50,6 +51,7 @@ def extract_links(text: str) -> list[str]:
     return list(links)
 
 
+@functools.lru_cache(maxsize=65_536)  # shared links recur across thousands of posts
 def normalize_url(url: str | None) -> str:
     """Lower-case scheme and host, no default port, no fragment, no tracking parameters.
 

@@ -6,21 +6,23 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from accounts.importers import load
 from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
 from accounts.models import (
-    Account,
     Dataset,
-    HandleChange,
     ImportRejection,
     ImportRun,
     JobStatus,
@@ -32,7 +34,7 @@ from accounts.normalize import clean_text, extract_hashtags, extract_links, extr
 from media_analysis.services import MediaRejected, StoredFile, media_assets_register, media_file_store
 
 logger = logging.getLogger(__name__)
-BATCH_SIZE = 1000
+BATCH_SIZE = 10_000
 ACCOUNT_FIELDS = (
     "handle", "display_name", "bio", "external_url", "location", "language", "created_at", "follower_count",
     "following_count", "post_count", "is_private", "is_verified",
@@ -145,8 +147,22 @@ def upload_store(*, files: list[UploadedFile]) -> list[Path]:
 
 def import_run_claim(*, run_id: int) -> bool:
     """Take a pending run; False when another worker already has it."""
+    now = timezone.now()
     return bool(ImportRun.objects.filter(pk=run_id, status=JobStatus.PENDING).update(
-        status=JobStatus.RUNNING, started_at=timezone.now()))
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now))
+
+
+def import_runs_fail_stale(*, older_than: timedelta = timedelta(minutes=15)) -> int:
+    """Mark failed the runs whose worker died: running, with no batch committed for `older_than`.
+    What they imported before stays; importing the same files again finishes the job (imports are idempotent)."""
+    cutoff = timezone.now() - older_than
+    return ImportRun.objects.filter(status=JobStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    ).update(
+        status=JobStatus.FAILED, finished_at=timezone.now(),
+        error=f"The worker stopped: no progress for {int(older_than.total_seconds() // 60)} minutes. The rows imported "
+              "before that are kept; import the same files again to finish (nothing is imported twice).",
+    )
 
 
 def import_run_process(
@@ -210,9 +226,10 @@ def _import_run_fail(run: ImportRun, reason: str) -> ImportRun:
 
 @dataclass
 class _Batch:
-    accounts: dict[tuple[str, str], AccountRecord]
-    posts: list[PostRecord]
-    rejections: list[Rejection]
+    accounts: dict[tuple[str, str], AccountRecord] = field(default_factory=dict)  # a newer record of a key wins
+    posts: dict[tuple[str, str], PostRecord] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    post_rows: list[tuple] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.accounts) + len(self.posts) + len(self.rejections)
@@ -226,32 +243,89 @@ def import_run_execute(
 ) -> ImportRun:
     """Load records in batches. Each batch commits on its own: good rows are kept, bad rows are
     reported with their file and line; an error that stops the run leaves earlier batches intact
-    and marks the run failed with the reason."""
-    ImportRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, started_at=run.started_at or timezone.now())
+    and marks the run failed with the reason.
+
+    Reading and preparing the next batch (pure Python) runs in a background thread while this one
+    waits on PostgreSQL for the current batch, so both cores work."""
+    ImportRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, started_at=run.started_at or timezone.now(),
+                                               heartbeat_at=timezone.now())
     platforms = {p.slug: p for p in Platform.objects.all()}
-    batch = _Batch({}, [], [])
+    platform_ids = {slug: p.pk for slug, p in platforms.items()}
+    switch_interval = sys.getswitchinterval()
+    # The loading thread waits on PostgreSQL dozens of times per batch; each time it wants the GIL back it
+    # would otherwise wait out the reading thread's whole time slice.
+    sys.setswitchinterval(0.0002)
     try:
-        for record in records:
-            if isinstance(record, AccountRecord):
-                # A newer record of the same account in one batch wins.
-                batch.accounts[(record.platform, record.external_id)] = record
-            elif isinstance(record, PostRecord):
-                batch.posts.append(record)
-            else:
-                batch.rejections.append(record)
-            if len(batch) >= BATCH_SIZE:
-                _import_batch(run, batch, platforms, progress)
-                batch = _Batch({}, [], [])
-        _import_batch(run, batch, platforms, progress)
+        for batch in _prefetched(_batches(records, platform_ids)):
+            _import_batch(run, batch, platforms, progress)
+        load.reposts_link(dataset_id=run.dataset_id)
     except Exception as exc:
         logger.exception("import run %s failed", run.pk)
         ImportRun.objects.filter(pk=run.pk).update(
             status=JobStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}", finished_at=timezone.now()
         )
         raise
+    finally:
+        sys.setswitchinterval(switch_interval)
     ImportRun.objects.filter(pk=run.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
     run.refresh_from_db()
     return run
+
+
+def _batches(records: Iterable[Record], platform_ids: dict[str, int]) -> Iterator[_Batch]:
+    batch = _Batch()
+    for record in records:
+        if isinstance(record, AccountRecord):
+            batch.accounts[(record.platform, record.external_id)] = record
+        elif isinstance(record, PostRecord):
+            batch.posts[(record.platform, record.external_id)] = record
+        else:
+            batch.rejections.append(record)
+        if len(batch) >= BATCH_SIZE:
+            batch.post_rows = [_post_row(seq, r, platform_ids) for seq, r in enumerate(batch.posts.values())]
+            yield batch
+            batch = _Batch()
+    batch.post_rows = [_post_row(seq, r, platform_ids) for seq, r in enumerate(batch.posts.values())]
+    yield batch
+
+
+def _prefetched(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """The batches, produced one ahead in a thread; an error there is raised here."""
+    import queue
+    import threading
+
+    slots: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    return
+            offer(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            offer(exc)
+
+    worker = threading.Thread(target=produce, name="import-reader", daemon=True)
+    worker.start()
+    try:
+        while (item := slots.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def _platform(platforms: dict[str, Platform], slug: str) -> Platform:
@@ -266,7 +340,7 @@ def _import_batch(run: ImportRun, batch: _Batch, platforms: dict[str, Platform],
     rejections = list(batch.rejections)
     created, updated = accounts_upsert(run=run, records=list(batch.accounts.values()), platforms=platforms,
                                        rejections=rejections)
-    post_created, post_updated = posts_upsert(run=run, records=batch.posts, platforms=platforms, rejections=rejections)
+    post_created, post_updated = posts_upsert(run=run, batch=batch, platforms=platforms, rejections=rejections)
     ImportRejection.objects.bulk_create([
         ImportRejection(import_run=run, file=r.file[:1000], line=r.line, column=r.column[:200], reason=r.reason, kept=r.kept)
         for r in rejections
@@ -281,6 +355,7 @@ def _import_batch(run: ImportRun, batch: _Batch, platforms: dict[str, Platform],
     ImportRun.objects.filter(pk=run.pk).update(
         read_count=run.read_count, created_count=run.created_count, updated_count=run.updated_count,
         rejected_count=run.rejected_count, progress_done=run.progress_done, media_count=run.media_count,
+        heartbeat_at=timezone.now(),
     )
     if progress:
         progress(read)
@@ -311,119 +386,72 @@ def accounts_upsert(*, run: ImportRun, records: list[AccountRecord], platforms: 
 
     avatars = _store_media([r.profile_image for r in records if r.profile_image], rejections, run)
     avatar_assets = {a.sha256: a.pk for a in MediaAsset.objects.filter(sha256__in=[s.sha256 for s in avatars.values()])}
-    keys: dict[int, list[str]] = defaultdict(list)
-    for record in records:
-        keys[_platform(platforms, record.platform).pk].append(record.external_id)
-    existing: dict[tuple[int, str], Account] = {}
-    for platform_id, external_ids in keys.items():
-        for account in Account.objects.filter(platform_id=platform_id, external_id__in=external_ids):
-            existing[(platform_id, account.external_id)] = account
-    to_create, to_update, seen, changes = [], [], [], []
-    for record in records:
-        platform = _platform(platforms, record.platform)
-        values = {f: getattr(record, f) for f in ACCOUNT_FIELDS}
-        values["external_url"] = normalize_url(values["external_url"])
+    rows = []
+    for seq, record in enumerate(records):
         avatar_id = avatar_assets.get(avatars[record.profile_image].sha256) if record.profile_image in avatars else None
-        current = existing.get((platform.pk, record.external_id))
-        if current is None:
-            to_create.append(Account(platform=platform, external_id=record.external_id, profile_image_id=avatar_id,
-                                     extra=record.extra, **values))
-            continue
-        for field in ("handle", "display_name"):
-            old, new = getattr(current, field), values[field]
-            if old and new and old != new:
-                changes.append(HandleChange(account=current, field=field, old_value=old[:500], new_value=new[:500],
-                                            import_run=run))
-        dirty = _merge_known_values(current, values)
-        if avatar_id and current.profile_image_id != avatar_id:
-            current.profile_image_id = avatar_id
-            dirty = True
-        seen.append(current)
-        if dirty:
-            to_update.append(current)
-    Account.objects.bulk_create(to_create, batch_size=500)
-    if to_update:
-        Account.objects.bulk_update(to_update, [*ACCOUNT_FIELDS, "profile_image", "last_seen"], batch_size=500)
-    HandleChange.objects.bulk_create(changes)
-    Account.objects.filter(pk__in=[a.pk for a in seen]).update(last_seen=timezone.now())
-    through = Account.datasets.through
-    through.objects.bulk_create(
-        [through(account_id=a.pk, dataset_id=run.dataset_id) for a in [*to_create, *seen]], ignore_conflicts=True
+        rows.append((
+            seq, _platform(platforms, record.platform).pk, record.external_id, record.handle, record.display_name,
+            record.bio, normalize_url(record.external_url), record.location, record.language, record.created_at,
+            record.follower_count, record.following_count, record.post_count, record.is_private, record.is_verified,
+            avatar_id, load.jsonb(record.extra),
+        ))
+    return load.accounts_load(rows=rows, dataset_id=run.dataset_id, import_run_id=run.pk)
+
+
+def _post_row(seq: int, record: PostRecord, platform_ids: dict[str, int]) -> tuple:
+    """A post as its staging row: text cleaned, hashtags, mentions and links extracted and normalised."""
+    text = clean_text(record.text)
+    hashtags = extract_hashtags(text) if record.hashtags is None else [h for h in record.hashtags if h]
+    mentions = extract_mentions(text) if record.mentions is None else [m for m in record.mentions if m]
+    links = extract_links(text) if record.links is None else [u for u in map(normalize_url, record.links) if u]
+    extra = record.extra
+    return (
+        seq, platform_ids.get(record.platform), record.external_id, record.account_external_id, record.posted_at, text,
+        load.array_field(hashtags), load.array_field(mentions), load.array_field(links), record.post_type,
+        record.language, record.url, record.repost_of_external_id, record.reply_to_external_id, record.like_count,
+        record.comment_count, record.share_count, record.view_count,
+        load.jsonb({k: v for k, v in extra.items() if not k.startswith("_")} if extra else {}),
+        extra.get("_file", ""), extra.get("_line"),
     )
-    return len(to_create), len(to_update)
 
 
-def _merge_known_values(instance: Account | Post, values: dict[str, object]) -> bool:
-    """Apply a newer export's values; a field it leaves empty keeps what we already know. True if anything changed."""
-    changed = False
-    for field, value in values.items():
-        if value not in (None, "") and getattr(instance, field) != value:
-            setattr(instance, field, value)
-            changed = True
-    return changed
-
-
-def posts_upsert(*, run: ImportRun, records: list[PostRecord], platforms: dict[str, Platform],
+def posts_upsert(*, run: ImportRun, batch: _Batch, platforms: dict[str, Platform],
                  rejections: list[Rejection]) -> tuple[int, int]:
-    if not records:
+    if not batch.posts:
         return 0, 0
-    by_key: dict[tuple[int, str], PostRecord] = {}
-    for record in records:
-        by_key[(_platform(platforms, record.platform).pk, record.external_id)] = record
-    account_ids: dict[tuple[int, str], int] = {}
-    for platform_id in {k[0] for k in by_key}:
-        owners = {r.account_external_id for (p, _), r in by_key.items() if p == platform_id}
-        for pk, external_id in Account.objects.filter(platform_id=platform_id, external_id__in=owners).values_list(
-            "pk", "external_id"
-        ):
-            account_ids[(platform_id, external_id)] = pk
-    existing: dict[tuple[int, str], Post] = {}
-    for platform_id in {k[0] for k in by_key}:
-        ids = [e for (p, e) in by_key if p == platform_id]
-        for post in Post.objects.filter(platform_id=platform_id, external_id__in=ids):
-            existing[(platform_id, post.external_id)] = post
-    stored = _store_media([m for r in by_key.values() for m in r.media], rejections, run)
-    to_create, to_update, seen = [], [], []
-    for key, record in by_key.items():
-        account_id = account_ids.get((key[0], record.account_external_id))
-        if account_id is None:
-            rejections.append(Rejection(file=record.extra.get("_file", ""), line=record.extra.get("_line"),
-                                        reason=f"post {record.external_id}: its account {record.account_external_id} is unknown"))
-            continue
-        values = {f: getattr(record, f) for f in POST_FIELDS}
-        text = values["text"] = clean_text(values["text"])
-        values["hashtags"] = extract_hashtags(text) if record.hashtags is None else [h for h in record.hashtags if h]
-        values["mentions"] = extract_mentions(text) if record.mentions is None else [m for m in record.mentions if m]
-        links = extract_links(text) if record.links is None else record.links
-        values["links"] = [u for u in (normalize_url(link) for link in links) if u]
-        current = existing.get(key)
-        if current is None:
-            to_create.append(Post(platform_id=key[0], external_id=record.external_id, account_id=account_id,
-                                  extra={k: v for k, v in record.extra.items() if not k.startswith("_")}, **values))
-        else:
-            seen.append(current)
-            if _merge_known_values(current, values):
-                to_update.append(current)
-    Post.objects.bulk_create(to_create, batch_size=1000)
-    if to_update:
-        Post.objects.bulk_update(to_update, list(POST_FIELDS), batch_size=1000)
-    through = Post.datasets.through
-    through.objects.bulk_create(
-        [through(post_id=p.pk, dataset_id=run.dataset_id) for p in [*to_create, *seen]], ignore_conflicts=True
+    rows = batch.post_rows
+    if any(row[1] is None for row in rows):  # a platform first seen in this batch
+        ids = {slug: _platform(platforms, slug).pk for slug in {r.platform for r in batch.posts.values()}}
+        rows = [(row[0], ids[record.platform], *row[2:]) for row, record in zip(rows, batch.posts.values(), strict=True)]
+    created, updated, orphans = load.posts_load(rows=rows, dataset_id=run.dataset_id)
+    rejections.extend(
+        Rejection(file=file, line=line, reason=f"post {post_id}: its account {account_id} is unknown")
+        for file, line, post_id, account_id in orphans
     )
-    _link_media(to_create, by_key, stored)
-    return len(to_create), len(to_update)
+    with_media = [r for r in batch.posts.values() if r.media]
+    if with_media:
+        stored = _store_media([m for r in with_media for m in r.media], rejections, run)
+        _link_media(with_media, platforms, stored)
+    return created, updated
 
 
-def _link_media(posts: list[Post], by_key: dict[tuple[int, str], PostRecord], stored: dict[Path, StoredFile]) -> None:
+def _link_media(records: list[PostRecord], platforms: dict[str, Platform], stored: dict[Path, StoredFile]) -> None:
     from media_analysis.models import MediaAsset
 
-    shas = {s.sha256 for s in stored.values()}
-    asset_ids = dict(MediaAsset.objects.filter(sha256__in=shas).values_list("sha256", "pk"))
+    asset_ids = dict(MediaAsset.objects.filter(sha256__in={s.sha256 for s in stored.values()}).values_list("sha256", "pk"))
+    post_ids: dict[tuple[int, str], int] = {}
+    by_platform: dict[int, list[str]] = defaultdict(list)
+    for record in records:
+        by_platform[_platform(platforms, record.platform).pk].append(record.external_id)
+    for platform_id, external_ids in by_platform.items():
+        for pk, external_id in Post.objects.filter(platform_id=platform_id, external_id__in=external_ids).values_list(
+            "pk", "external_id"
+        ):
+            post_ids[(platform_id, external_id)] = pk
     links = []
-    for post in posts:
-        record = by_key[(post.platform_id, post.external_id)]
+    for record in records:
+        post_id = post_ids.get((platforms[record.platform].pk, record.external_id))
         for position, path in enumerate(record.media):
-            if path in stored and stored[path].sha256 in asset_ids:
-                links.append(PostMedia(post=post, media_id=asset_ids[stored[path].sha256], position=position))
+            if post_id and path in stored and stored[path].sha256 in asset_ids:
+                links.append(PostMedia(post_id=post_id, media_id=asset_ids[stored[path].sha256], position=position))
     PostMedia.objects.bulk_create(links, ignore_conflicts=True, batch_size=1000)

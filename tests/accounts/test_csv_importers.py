@@ -165,3 +165,50 @@ def test_crowdtangle_missing_required_columns_are_reported(tmp_path, capsys):
     assert summary["rejected"] == 1
     assert "missing required columns: facebook id or user name, post created" in summary["problems"][0]["reason"]
     assert Post.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_reposts_point_at_their_originals(twitter_archive):
+    call_command("import_data", str(twitter_archive), dataset="io", json=True)
+    retweet = Post.objects.get(external_id="1000000000000000003")
+    assert retweet.repost_of == Post.objects.get(external_id="1000000000000000001")
+
+
+@pytest.mark.django_db
+def test_a_reader_that_breaks_keeps_committed_batches_and_fails_the_run(monkeypatch):
+    """Batches commit one by one: a file that breaks the reader half-way keeps the batches before it,
+    the run is marked failed with the reason, and importing again finishes without duplicates."""
+    from datetime import timedelta
+
+    from accounts import services
+    from accounts.importers.records import AccountRecord, PostRecord
+    from accounts.models import ImportRun
+
+    monkeypatch.setattr(services, "BATCH_SIZE", 10)
+    when = datetime(2020, 1, 1, tzinfo=UTC)
+
+    def records(fail: bool):
+        yield AccountRecord(platform="twitter", external_id="acc", handle="acc")
+        for n in range(25):
+            if fail and n == 22:
+                raise OSError("disk read error")
+            yield PostRecord(platform="twitter", external_id=f"p{n}", account_external_id="acc", posted_at=when)
+
+    run = services.import_run_queue(dataset_name="broken", format="jsonl", paths=[], user=None, enqueue=False)
+    with pytest.raises(OSError):
+        services.import_run_execute(run=run, records=records(fail=True))
+    run.refresh_from_db()
+    assert run.status == "failed" and "disk read error" in run.error
+    assert Post.objects.count() == 19  # two full batches (1 account + 9 posts, then 10 posts) committed
+    again = services.import_run_queue(dataset_name="broken", format="jsonl", paths=[], user=None, enqueue=False)
+    again = services.import_run_execute(run=again, records=records(fail=False))
+    assert again.status == "succeeded" and Post.objects.count() == 25 and again.created_count == 6
+
+    # A run whose worker died stays "running" until the watchdog marks it failed.
+    stuck = services.import_run_queue(dataset_name="broken", format="jsonl", paths=[], user=None, enqueue=False)
+    assert services.import_run_claim(run_id=stuck.pk)
+    assert services.import_runs_fail_stale() == 0
+    ImportRun.objects.filter(pk=stuck.pk).update(heartbeat_at=when)
+    assert services.import_runs_fail_stale(older_than=timedelta(minutes=15)) == 1
+    stuck.refresh_from_db()
+    assert stuck.status == "failed" and "import the same files again" in stuck.error

@@ -115,6 +115,7 @@ class Command(BaseCommand):
         self.stdout.write(f"• Imported {run.created_count} accounts and posts; images are hashed in the background")
 
     def prepare_queue(self) -> None:
+        from accounts.services import import_runs_fail_stale
         from media_analysis.models import HashState, MediaAsset
         from media_analysis.services import media_hash_requeue_stale
         from media_analysis.tasks import hash_pending_media
@@ -125,6 +126,7 @@ class Command(BaseCommand):
                 if message.stat().st_mtime < cutoff:
                     message.unlink(missing_ok=True)
         media_hash_requeue_stale()
+        import_runs_fail_stale()
         pending = MediaAsset.objects.filter(hash_state=HashState.PENDING).count()
         for _ in range(-(-pending // settings.MEDIA_HASH_BATCH_SIZE)):
             hash_pending_media.delay()

@@ -1,0 +1,69 @@
+"""coordination-network-toolkit, the reference tool the benchmarks compare against.
+
+It is installed for the benchmarks only, into its own virtual environment under
+var/bench/, never into the project's: the project does not depend on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / "var" / "bench" / "cnt-venv"
+REQUIREMENT = "coordination-network-toolkit==1.5.2"
+PYTHON = VENV / "bin" / "python"
+
+# Runs one toolkit command and reports its peak memory (the child's own, not the benchmark's).
+RUNNER = """
+import json, resource, sys, time
+from coordination_network_toolkit.__main__ import main
+sys.argv = ["coordination_network_toolkit", *sys.argv[1:]]
+started = time.perf_counter()
+main()
+print(json.dumps({"seconds": time.perf_counter() - started,
+                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
+"""
+
+
+def ensure_installed() -> Path:
+    """The toolkit's interpreter, creating its environment on first use."""
+    if not PYTHON.exists():
+        print(f"installing {REQUIREMENT} into {VENV.relative_to(ROOT)} (benchmarks only) …", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", REQUIREMENT], check=True)
+    return PYTHON
+
+
+def write_messages(io_tweets_csv: Path, target: Path) -> int:
+    """The toolkit's own CSV layout, from the same information-operations rows the project imports:
+    message_id, user_id, username, repost_id, reply_id, message, timestamp, urls (space-separated)."""
+    count = 0
+    with io_tweets_csv.open(newline="", encoding="utf-8") as source, target.open("w", newline="", encoding="utf-8") as sink:
+        reader = csv.DictReader(source)
+        writer = csv.writer(sink)
+        writer.writerow(["message_id", "user_id", "username", "repost_id", "reply_id", "message", "timestamp", "urls"])
+        for row in reader:
+            urls = row["urls"].strip("[]").replace("'", "").replace(",", " ").split()
+            when = datetime.fromisoformat(row["tweet_time"]).timestamp()
+            writer.writerow([row["tweetid"], row["userid"], row["user_screen_name"], row["retweet_tweetid"],
+                             row["in_reply_to_tweetid"], row["tweet_text"], int(when), " ".join(urls)])
+            count += 1
+    return count
+
+
+def run(database: Path, *args: str) -> dict[str, float]:
+    """`coordination_network_toolkit DATABASE ARGS…`; returns its seconds and peak memory."""
+    started = time.perf_counter()
+    done = subprocess.run([str(ensure_installed()), "-c", RUNNER, str(database), *args],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"coordination-network-toolkit failed: {done.stderr[-2000:]}")
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    report["wall_seconds"] = time.perf_counter() - started
+    return report
