@@ -16,3 +16,15 @@ def run_import(run_id: int) -> str:
         return "already taken"
     run = import_run_process(run=ImportRun.objects.get(pk=run_id))
     return run.status
+
+
+@shared_task(acks_late=True)
+def run_detection(run_id: int) -> str:
+    """Run a queued detection; a second delivery finds it claimed and does nothing."""
+    from accounts.coordination.services import detection_run_claim, detection_run_execute
+    from accounts.models import DetectionRun
+
+    if not detection_run_claim(run_id=run_id):
+        return "already taken"
+    run = detection_run_execute(run=DetectionRun.objects.get(pk=run_id))
+    return run.status

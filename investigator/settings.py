@@ -194,6 +194,8 @@ MEDIA_MAX_FILE_BYTES = env_int("MEDIA_MAX_FILE_BYTES", 50 * 1024 * 1024, minimum
 PDQ_MIN_QUALITY = env_int("PDQ_MIN_QUALITY", 50, minimum=0, maximum=100)
 # PDQ's authors call two hashes the same picture at distance ≤ 31 of 256 bits.
 PDQ_MATCH_DISTANCE = env_int("PDQ_MATCH_DISTANCE", 31, minimum=0, maximum=128)
+# Two pictures are copies when their 64-bit pHashes differ in at most this many bits (or their trusted PDQs match).
+PHASH_MATCH_DISTANCE = env_int("PHASH_MATCH_DISTANCE", 10, minimum=0, maximum=32)
 
 # --- Web server (manage.py serve) -------------------------------------------------------
 SERVE_BIND = env_str("INVESTIGATOR_BIND", "127.0.0.1:8000")

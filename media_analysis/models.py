@@ -68,3 +68,28 @@ class KnownSource(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+
+class MediaCluster(models.Model):
+    """Near-duplicate copies of one picture. Built leader-first: the earliest copy is the cluster's centre and
+    every member is within the match threshold of that centre, so A~B~C chains cannot pull unrelated
+    pictures together."""
+
+    centre = models.OneToOneField(MediaAsset, on_delete=models.CASCADE, related_name="centre_of")
+    size = models.PositiveIntegerField(default=1)
+    first_posted_at = models.DateTimeField(null=True, blank=True)
+    last_posted_at = models.DateTimeField(null=True, blank=True)
+    account_count = models.PositiveIntegerField(default=0)
+    post_count = models.PositiveIntegerField(default=0)
+    parameters = models.JSONField(default=dict)
+    built_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-account_count", "-post_count", "id"]
+
+
+class MediaClusterMember(models.Model):
+    cluster = models.ForeignKey(MediaCluster, on_delete=models.CASCADE, related_name="members")
+    asset = models.OneToOneField(MediaAsset, on_delete=models.CASCADE, related_name="cluster_membership")
+    distance = models.PositiveSmallIntegerField(default=0, help_text="pHash bits from the centre (0 for the centre)")
+    via = models.CharField(max_length=8, default="phash", help_text="Which hash placed it: phash or pdq")

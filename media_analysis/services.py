@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -161,3 +163,95 @@ def known_sources_add(*, paths: list[Path], label: str, note: str = "", user: ob
         )
         added.append(asset)
     return added
+
+
+def media_clusters_rebuild(
+    *, max_distance: int | None = None, max_pdq_distance: int | None = None, neighbours: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
+    """Group every hashed picture with its near-duplicates.
+
+    Candidates come from the HNSW indexes (a LATERAL k-NN per picture, on pHash and on trusted PDQ), so
+    the cost grows with the number of pictures, not its square. Pictures are then taken in order of first
+    appearance: each joins the nearest existing centre it matches, or becomes a centre itself. Every
+    member therefore matches its centre directly; a chain of small changes (A~B~C) cannot drag an
+    unrelated picture in.
+    """
+    from media_analysis.models import MediaCluster, MediaClusterMember
+
+    max_distance = settings.PHASH_MATCH_DISTANCE if max_distance is None else max_distance
+    max_pdq_distance = settings.PDQ_MATCH_DISTANCE if max_pdq_distance is None else max_pdq_distance
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, neighbours * 2)])
+            cursor.execute("""
+                SELECT m.id, min(p.posted_at) AS first_posted
+                FROM media_analysis_mediaasset m
+                LEFT JOIN accounts_postmedia pm ON pm.media_id = m.id
+                LEFT JOIN accounts_post p ON p.id = pm.post_id
+                WHERE m.hash_state = 'done'
+                GROUP BY m.id
+                ORDER BY min(p.posted_at) NULLS LAST, m.id""")
+            order = cursor.fetchall()
+            cursor.execute("""
+                SELECT a.id, n.id, n.distance::int, 'phash' FROM media_analysis_mediaasset a
+                CROSS JOIN LATERAL (
+                    SELECT b.id, a.phash <~> b.phash AS distance FROM media_analysis_mediaasset b
+                    WHERE b.hash_state = 'done' ORDER BY a.phash <~> b.phash LIMIT %s) n
+                WHERE a.hash_state = 'done' AND n.id <> a.id AND n.distance <= %s
+                UNION ALL
+                SELECT a.id, n.id, n.distance::int, 'pdq' FROM media_analysis_mediaasset a
+                CROSS JOIN LATERAL (
+                    SELECT b.id, a.pdq <~> b.pdq AS distance FROM media_analysis_mediaasset b
+                    WHERE b.hash_state = 'done' AND b.pdq_quality >= %s ORDER BY a.pdq <~> b.pdq LIMIT %s) n
+                WHERE a.hash_state = 'done' AND a.pdq_quality >= %s AND n.id <> a.id AND n.distance <= %s""",
+                [neighbours, max_distance, settings.PDQ_MIN_QUALITY, neighbours, settings.PDQ_MIN_QUALITY,
+                 max_pdq_distance])
+            near: dict[int, dict[int, tuple[float, int, str]]] = {}
+            for a, b, distance, via in cursor.fetchall():
+                # Rank by pHash distance; a PDQ-only match ranks after every pHash match.
+                rank = (distance if via == "phash" else max_distance + distance / 256, distance, via)
+                for x, y in ((a, b), (b, a)):
+                    if y not in near.setdefault(x, {}) or rank < near[x][y]:
+                        near[x][y] = rank
+        centre_of: dict[int, int] = {}
+        members: list[tuple[int, int, int, str]] = []  # asset, centre, distance, via
+        for done, (asset_id, _) in enumerate(order, 1):
+            candidates = [(rank, centre) for centre, rank in near.get(asset_id, {}).items() if centre_of.get(centre) == centre]
+            if candidates:
+                (_, distance, via), centre = min(candidates)
+                centre_of[asset_id] = centre
+                members.append((asset_id, centre, distance, via))
+            else:
+                centre_of[asset_id] = asset_id
+                members.append((asset_id, asset_id, 0, "phash"))
+            if progress and done % 1000 == 0:
+                progress(done, len(order))
+        MediaCluster.objects.all().delete()
+        parameters = {"max_distance": max_distance, "max_pdq_distance": max_pdq_distance, "neighbours": neighbours,
+                      "pdq_min_quality": settings.PDQ_MIN_QUALITY}
+        clusters = MediaCluster.objects.bulk_create(
+            [MediaCluster(centre_id=c, parameters=parameters) for c in sorted({c for _, c, _, _ in members})],
+            batch_size=2000,
+        )
+        cluster_id = {c.centre_id: c.pk for c in clusters}
+        MediaClusterMember.objects.bulk_create(
+            [MediaClusterMember(cluster_id=cluster_id[c], asset_id=a, distance=d, via=v) for a, c, d, v in members],
+            batch_size=2000,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("""
+                UPDATE media_analysis_mediacluster c SET size = s.size, first_posted_at = s.first_posted,
+                       last_posted_at = s.last_posted, account_count = s.accounts, post_count = s.posts
+                FROM (SELECT mm.cluster_id, count(DISTINCT mm.asset_id) AS size, min(p.posted_at) AS first_posted,
+                             max(p.posted_at) AS last_posted, count(DISTINCT p.account_id) AS accounts,
+                             count(DISTINCT p.id) AS posts
+                      FROM media_analysis_mediaclustermember mm
+                      LEFT JOIN accounts_postmedia pm ON pm.media_id = mm.asset_id
+                      LEFT JOIN accounts_post p ON p.id = pm.post_id
+                      GROUP BY mm.cluster_id) s
+                WHERE s.cluster_id = c.id""")
+    if progress:
+        progress(len(order), len(order))
+    sizes = Counter(centre for _, centre, _, _ in members)
+    return {"pictures": len(order), "clusters": len(clusters), "with_copies": sum(1 for n in sizes.values() if n > 1)}

@@ -145,6 +145,10 @@ def _read_folder(folder: Path, context: InstaloaderContext, root: Path) -> Itera
         try:
             if isinstance(structure, instaloader.Profile):
                 record = _profile_record(structure, profile_pics[-1] if profile_pics else None)
+                if profile_pics:
+                    # Instagram publishes no creation date; the first profile picture's upload time bounds it.
+                    day, time_of_day = PROFILE_PIC_RE.match(profile_pics[0].name).group(1).split("_")
+                    record.extra["first_profile_pic_at"] = f"{day}T{time_of_day.replace('-', ':')}+00:00"
                 seen_accounts.add(record.external_id)
                 yield record
             elif isinstance(structure, instaloader.Post):

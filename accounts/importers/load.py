@@ -81,9 +81,11 @@ def accounts_load(*, rows: list[tuple], dataset_id: int, import_run_id: int) -> 
         assignments = ", ".join(f"{c} = {m}" for c, m in zip(columns, merged, strict=True))
         cursor.execute(f"""
             UPDATE accounts_account t SET {assignments},
-                   profile_image_id = COALESCE(s.avatar_id, t.profile_image_id), last_seen = now()
-            {match} AND (ROW({', '.join(f"t.{c}" for c in columns)}, t.profile_image_id)
-                         IS DISTINCT FROM ROW({', '.join(merged)}, COALESCE(s.avatar_id, t.profile_image_id)))""")
+                   profile_image_id = COALESCE(s.avatar_id, t.profile_image_id), extra = t.extra || s.extra,
+                   last_seen = now()
+            {match} AND (ROW({', '.join(f"t.{c}" for c in columns)}, t.profile_image_id, t.extra)
+                         IS DISTINCT FROM ROW({', '.join(merged)}, COALESCE(s.avatar_id, t.profile_image_id),
+                                              t.extra || s.extra))""")
         updated = cursor.rowcount
         cursor.execute(f"UPDATE accounts_account t SET last_seen = now() {match}")
         cursor.execute(f"""

@@ -113,5 +113,6 @@ def _tweet(row: CsvRow, name: str) -> Iterator[Record]:
         comment_count=parse_int(values.get("reply_count")),
         share_count=parse_int(values.get("retweet_count")),
         extra={k: values[k].strip() for k in ("tweet_client_name", "quoted_tweet_tweetid", "quote_count", "poll_choices",
+                                              "follower_count", "following_count",
                                               "latitude", "longitude") if values.get(k, "").strip()},
     )

@@ -1,0 +1,423 @@
+# ruff: noqa: S608 - SQL is assembled from this module's own fragments; every value goes as a parameter
+"""The coordination signals. Each turns the posts and accounts of a dataset into evidence edges
+between two accounts: which signal, how strong (for post signals: the number of coordinated
+post pairs) and the exact post pairs behind it.
+
+The heavy joins run in PostgreSQL: posts are keyed (normalised text, link, repost source, hashtag
+set, media cluster) and self-joined on the key within the time window, using the key's hash and the
+time order, never a Python loop over pairs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+from django.db import connection
+
+from accounts.importers.csvfiles import parse_datetime
+
+EVIDENCE_PAIRS = 25  # post pairs kept per edge, closest in time first; the weight counts them all
+
+
+@dataclass
+class Edge:
+    signal: str
+    a: int
+    b: int
+    weight: float
+    pairs: list[list[int]] = field(default_factory=list)
+    detail: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.a > self.b:
+            self.a, self.b = self.b, self.a
+            self.pairs = [[y, x] for x, y in self.pairs]
+
+
+@dataclass(frozen=True)
+class Params:
+    dataset_id: int | None
+    window: int = 600  # seconds between two posts that count as "together"
+    long_window: int = 90 * 86400  # co-image reuse further apart than `window` but within this is reported apart
+    min_text_chars: int = 12
+    similar_text_threshold: float = 0.8
+    similar_text_min_words: int = 4
+    hashtag_min_tags: int = 2
+    max_key_accounts: int = 2000  # a key (link, text, picture) shared by more accounts than this is ignored as generic
+    creation_window: int = 86400
+    creation_min_accounts: int = 3
+    dormancy_min_accounts: int = 3
+    name_min_stem: int = 6
+    name_min_score: float = 90.0
+    sync_bin: int = 3600
+    sync_min_posts: int = 5
+    sync_min_correlation: float = 0.6
+    sync_min_shared_bins: int = 4
+    avatar_max_distance: int = 8
+    like_burst_factor: float = 10.0
+
+
+def _posts(params: Params) -> tuple[str, list]:
+    """The dataset's posts, as a FROM fragment with its parameters."""
+    if params.dataset_id is None:
+        return "accounts_post p", []
+    return ("accounts_post p JOIN accounts_post_datasets pd ON pd.post_id = p.id AND pd.dataset_id = %s",
+            [params.dataset_id])
+
+
+def _keyed_pairs(signal: str, keyed_sql: str, keyed_args: list, params: Params, *, long_gap: bool = False,
+                 ) -> list[Edge]:
+    """Edges between accounts whose posts share a key within the window (or, with long_gap, beyond the
+    window but within the long window). keyed_sql yields (post_id, account_id, posted_at, key)."""
+    low, high = (params.window, params.long_window) if long_gap else (-1, params.window)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            WITH keyed AS MATERIALIZED ({keyed_sql}),
+            common AS (
+                SELECT key FROM keyed GROUP BY key
+                HAVING count(DISTINCT account_id) BETWEEN 2 AND %s),
+            k AS (SELECT keyed.* FROM keyed JOIN common USING (key)),
+            pairs AS (
+                SELECT x.account_id AS a, y.account_id AS b, x.post_id AS pa, y.post_id AS pb, x.key,
+                       abs(extract(epoch FROM y.posted_at - x.posted_at)) AS gap
+                FROM k x JOIN k y ON x.key = y.key AND x.account_id < y.account_id
+                 AND y.posted_at BETWEEN x.posted_at - make_interval(secs => %s)
+                                     AND x.posted_at + make_interval(secs => %s))
+            SELECT a, b, count(DISTINCT (pa, pb)), (array_agg(DISTINCT ARRAY[gap, pa, pb]))[1:%s],
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY gap),
+                   (array_agg(DISTINCT pa))[1:1000] || (array_agg(DISTINCT pb))[1:1000], (array_agg(DISTINCT key))[1:200]
+            FROM pairs WHERE gap > %s
+            GROUP BY a, b""",
+            [*keyed_args, params.max_key_accounts, high, high, EVIDENCE_PAIRS, low])
+        return [Edge(signal, a, b, float(n), [[int(pa), int(pb)] for _, pa, pb in pairs],
+                     {"median_gap_seconds": round(float(median)), "posts": posts, "keys": keys})
+                for a, b, n, pairs, median, posts, keys in cursor.fetchall()]
+
+
+TEXT_NORMALISE = r"""btrim(regexp_replace(regexp_replace(regexp_replace(lower(p.text),
+    'https?://\S+', ' ', 'g'), '@\w+', ' ', 'g'), '\s+', ' ', 'g'))"""
+
+
+def co_text(params: Params) -> list[Edge]:
+    """Identical text after normalisation (case, whitespace, @mentions and URLs removed), reposts excluded."""
+    source, args = _posts(params)
+    keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, {TEXT_NORMALISE} AS key FROM {source}
+                WHERE p.repost_of_external_id = '' AND length({TEXT_NORMALISE}) >= %s"""
+    return _keyed_pairs("co_text", keyed, [*args, params.min_text_chars], params)
+
+
+def co_link(params: Params) -> list[Edge]:
+    """The same normalised URL (links are normalised on import; an empty field is never a link)."""
+    source, args = _posts(params)
+    keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, link AS key FROM {source}
+                CROSS JOIN LATERAL unnest(p.links) AS link
+                WHERE p.repost_of_external_id = '' AND link <> ''"""
+    return _keyed_pairs("co_link", keyed, args, params)
+
+
+def co_repost(params: Params) -> list[Edge]:
+    """Reposts of the same original."""
+    source, args = _posts(params)
+    keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, p.repost_of_external_id AS key FROM {source}
+                WHERE p.repost_of_external_id <> ''"""
+    return _keyed_pairs("co_repost", keyed, args, params)
+
+
+def co_hashtag_sequence(params: Params) -> list[Edge]:
+    """The same set of hashtags (at least hashtag_min_tags of them), whatever their order in the text."""
+    source, args = _posts(params)
+    keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at,
+                       array_to_string(ARRAY(SELECT DISTINCT t FROM unnest(p.hashtags) t ORDER BY t), ' ') AS key
+                FROM {source} WHERE cardinality(p.hashtags) >= %s"""
+    return _keyed_pairs("co_hashtag_sequence", keyed, [*args, params.hashtag_min_tags], params)
+
+
+def _co_image_keyed(params: Params) -> tuple[str, list]:
+    source, args = _posts(params)
+    keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, mm.cluster_id::text AS key FROM {source}
+                JOIN accounts_postmedia pm ON pm.post_id = p.id
+                JOIN media_analysis_mediaclustermember mm ON mm.asset_id = pm.media_id"""
+    return keyed, args
+
+
+def co_image(params: Params) -> list[Edge]:
+    """Copies and near-copies of one picture (a media cluster) posted within the window."""
+    keyed, args = _co_image_keyed(params)
+    return _keyed_pairs("co_image", keyed, args, params)
+
+
+def co_image_reuse(params: Params) -> list[Edge]:
+    """The same picture posted again further apart than the window ("weeks apart"): reported, and weaker."""
+    keyed, args = _co_image_keyed(params)
+    return _keyed_pairs("co_image_reuse", keyed, args, params, long_gap=True)
+
+
+WORD_RE = re.compile(r"\w+", re.UNICODE)
+URL_OR_MENTION_RE = re.compile(r"https?://\S+|@\w+")
+
+
+def co_similar_text(params: Params) -> list[Edge]:
+    """Near-identical text: Jaccard similarity of word sets ≥ the threshold, within the window.
+
+    An exact set-similarity join with prefix filtering: words are ranked rarest first; two sets can only
+    reach Jaccard t if they share one of the first |s| - ceil(t·|s|) + 1 words of each, so only posts that
+    share such a rare word (and fall within the window) are ever compared."""
+    source, args = _posts(params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""SELECT p.id, p.account_id, extract(epoch FROM p.posted_at), p.text FROM {source}
+                           WHERE p.repost_of_external_id = '' AND p.text <> '' ORDER BY p.posted_at, p.id""", args)
+        rows = cursor.fetchall()
+    sets = [frozenset(WORD_RE.findall(URL_OR_MENTION_RE.sub(" ", text.casefold()))) for _, _, _, text in rows]
+    frequency = Counter(word for words in sets for word in words)
+    threshold = params.similar_text_threshold
+    index: dict[str, list[int]] = defaultdict(list)
+    found: dict[tuple[int, int], list[tuple[float, int, int]]] = defaultdict(list)
+    start = 0
+    for i, (post_id, account_id, when, _) in enumerate(rows):
+        words = sets[i]
+        if len(words) < params.similar_text_min_words:
+            continue
+        while float(rows[start][2]) < float(when) - params.window:
+            start += 1
+        ranked = sorted(words, key=lambda w: (frequency[w], w))
+        prefix = ranked[: len(ranked) - math.ceil(threshold * len(ranked)) + 1]
+        candidates = {j for word in prefix for j in index[word] if j >= start}
+        for j in candidates:
+            other = rows[j]
+            if other[1] == account_id:
+                continue
+            union = len(words | sets[j])
+            if union and len(words & sets[j]) / union >= threshold:
+                a, b = sorted((account_id, other[1]))
+                pair = [other[0], post_id] if other[1] == a else [post_id, other[0]]
+                found[(a, b)].append((float(when) - float(other[2]), *pair))
+        for word in prefix:
+            index[word].append(i)
+    edges = []
+    for (a, b), pairs in found.items():
+        pairs.sort()
+        gaps = [p[0] for p in pairs]
+        posts = sorted({p for _, x, y in pairs for p in (x, y)})[:2000]
+        edges.append(Edge("co_similar_text", a, b, float(len(pairs)), [[p[1], p[2]] for p in pairs[:EVIDENCE_PAIRS]],
+                          {"median_gap_seconds": round(float(np.median(gaps))), "posts": posts, "keys": []}))
+    return edges
+
+
+def _accounts(params: Params) -> tuple[str, list]:
+    if params.dataset_id is None:
+        return "accounts_account a", []
+    return ("accounts_account a JOIN accounts_account_datasets ad ON ad.account_id = a.id AND ad.dataset_id = %s",
+            [params.dataset_id])
+
+
+def shared_avatar(params: Params) -> list[Edge]:
+    """Profile pictures that are copies of each other (the same picture cluster), or that both come from
+    the known-source bank (pictures known to be taken from elsewhere)."""
+    source, args = _accounts(params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            WITH av AS (
+                SELECT a.id AS account_id, a.profile_image_id AS asset_id, mm.cluster_id,
+                       EXISTS (SELECT 1 FROM media_analysis_knownsource ks
+                               JOIN media_analysis_mediaclustermember km ON km.asset_id = ks.asset_id
+                               WHERE km.cluster_id = mm.cluster_id) AS known
+                FROM {source} JOIN media_analysis_mediaclustermember mm ON mm.asset_id = a.profile_image_id)
+            SELECT x.account_id, y.account_id, x.asset_id, y.asset_id, x.known
+            FROM av x JOIN av y ON x.cluster_id = y.cluster_id AND x.account_id < y.account_id""", args)
+        return [Edge("shared_avatar", a, b, 1.0, [], {"avatars": [ia, ib], "known_source": known})
+                for a, b, ia, ib, known in cursor.fetchall()]
+
+
+def known_source_avatars(params: Params) -> dict[int, str]:
+    """Accounts whose profile picture matches a known-source picture: {account id: the source's label}."""
+    source, args = _accounts(params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT DISTINCT ON (a.id) a.id, ks.label FROM {source}
+            JOIN media_analysis_mediaclustermember mm ON mm.asset_id = a.profile_image_id
+            JOIN media_analysis_mediaclustermember km ON km.cluster_id = mm.cluster_id
+            JOIN media_analysis_knownsource ks ON ks.asset_id = km.asset_id
+            ORDER BY a.id, ks.label""", args)
+        return dict(cursor.fetchall())
+
+
+def account_activity(params: Params) -> dict[int, dict]:
+    """Per account: creation time (the platform's; where the platform does not publish it, as on Instagram,
+    estimated as the earliest sign of life: first post or first profile picture), first and last post."""
+    source, args = _accounts(params)
+    posts_source, post_args = _posts(params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT a.id, a.handle, a.display_name, a.created_at, a.extra ->> 'first_profile_pic_at',
+                   act.last_post, coalesce(act.posts, 0), act.first_post
+            FROM {source}
+            LEFT JOIN (SELECT p.account_id, min(p.posted_at) AS first_post, max(p.posted_at) AS last_post,
+                              count(*) AS posts
+                       FROM {posts_source} GROUP BY p.account_id) act ON act.account_id = a.id""", [*args, *post_args])
+        rows = cursor.fetchall()
+    activity = {}
+    for account_id, handle, display_name, created, first_picture, last_post, posts, first_post in rows:
+        signs = [t for t in (first_post, parse_datetime(first_picture) if first_picture else None) if t is not None]
+        activity[account_id] = {
+            "handle": handle, "display_name": display_name, "created": created or min(signs, default=None),
+            "created_estimated": created is None, "first_post": first_post, "last_post": last_post, "posts": posts,
+        }
+    return activity
+
+
+def _bursts(times: list[tuple], window: int, minimum: int) -> list[list[int]]:
+    """Groups of at least `minimum` accounts whose times fall within `window` seconds of the group's first."""
+    times = sorted((t, a) for t, a in times if t is not None)
+    groups, i = [], 0
+    while i < len(times):
+        j = i
+        while j + 1 < len(times) and (times[j + 1][0] - times[i][0]).total_seconds() <= window:
+            j += 1
+        if j - i + 1 >= minimum:
+            groups.append([a for _, a in times[i:j + 1]])
+            i = j + 1
+        else:
+            i += 1
+    return groups
+
+
+def creation_burst(params: Params, activity: dict[int, dict] | None = None) -> list[Edge]:
+    """Accounts created within one day of each other (several of them), and accounts that fell silent
+    on the same day. Each is weak alone; with content signals it explains a network's set-up."""
+    activity = activity if activity is not None else account_activity(params)
+    edges: list[Edge] = []
+    created = [(v["created"], a) for a, v in activity.items()]
+    for group in _bursts(created, params.creation_window, params.creation_min_accounts):
+        day = min(activity[a]["created"] for a in group).date().isoformat()
+        estimated = any(activity[a]["created_estimated"] for a in group)
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                edges.append(Edge("creation_burst", a, b, 1.0, [], {"created": day, "accounts": len(group),
+                                                                     "estimated": estimated}))
+    end = max((v["last_post"] for v in activity.values() if v["last_post"]), default=None)
+    if end is not None:
+        # Silent from a day well before the data ends (30 days), together with others.
+        dormant = [(v["last_post"], a) for a, v in activity.items()
+                   if v["last_post"] and v["posts"] >= 2 and end - v["last_post"] > timedelta(days=30)]
+        for group in _bursts(dormant, params.creation_window, params.dormancy_min_accounts):
+            day = max(activity[a]["last_post"] for a in group).date().isoformat()
+            for i, a in enumerate(group):
+                for b in group[i + 1:]:
+                    edges.append(Edge("dormancy", a, b, 1.0, [], {"silent_since": day, "accounts": len(group)}))
+    return edges
+
+
+def _stem_text(handle: str) -> str:
+    return re.sub(r"[\d._\-]+", "", handle.casefold())
+
+
+def look_alike_names(params: Params, activity: dict[int, dict] | None = None) -> list[Edge]:
+    """Handles that share a long stem once digits and separators are removed ("dump.chump2020" and
+    "dumpchump_resist" share "dumpchump"), scored with RapidFuzz's partial ratio."""
+    from rapidfuzz import fuzz, process
+
+    activity = activity if activity is not None else account_activity(params)
+    ids = [a for a, v in activity.items() if len(_stem_text(v["handle"])) >= params.name_min_stem]
+    stems = [_stem_text(activity[a]["handle"]) for a in ids]
+    if len(ids) < 2:
+        return []
+    scores = process.cdist(stems, stems, scorer=fuzz.partial_ratio, score_cutoff=params.name_min_score, workers=1)
+    edges = []
+    for i, j in zip(*np.nonzero(np.triu(scores, k=1)), strict=True):
+        stem = _common_stem(stems[i], stems[j])
+        if len(stem) >= params.name_min_stem:
+            edges.append(Edge("look_alike_names", ids[i], ids[j], 1.0, [],
+                              {"stem": stem, "handles": [activity[ids[i]]["handle"], activity[ids[j]]["handle"]]}))
+    return edges
+
+
+def _common_stem(x: str, y: str) -> str:
+    from difflib import SequenceMatcher
+
+    match = SequenceMatcher(None, x, y, autojunk=False).find_longest_match(0, len(x), 0, len(y))
+    return x[match.a: match.a + match.size]
+
+
+def synchronised_activity(params: Params) -> list[Edge]:
+    """Accounts whose posting-time series (posts per hour) are strongly correlated, over the hours they
+    were active together."""
+    source, args = _posts(params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT p.account_id, floor(extract(epoch FROM p.posted_at) / %s)::bigint AS bin, count(*)
+            FROM {source} GROUP BY 1, 2""", [params.sync_bin, *args])
+        rows = cursor.fetchall()
+    per_account = Counter(a for a, _, _ in rows)
+    counts = defaultdict(int)
+    for a, _, n in rows:
+        counts[a] += n
+    accounts = sorted(a for a in per_account if counts[a] >= params.sync_min_posts)
+    if len(accounts) < 2:
+        return []
+    bins = sorted({b for a, b, _ in rows if a in set(accounts)})
+    column = {b: i for i, b in enumerate(bins)}
+    row_of = {a: i for i, a in enumerate(accounts)}
+    matrix = np.zeros((len(accounts), len(bins)), dtype=np.float32)
+    for a, b, n in rows:
+        if a in row_of:
+            matrix[row_of[a], column[b]] = n
+    active = (matrix > 0).astype(np.float32)
+    shared = active @ active.T
+    centred = matrix - matrix.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1)
+    norms[norms == 0] = 1
+    correlation = (centred @ centred.T) / np.outer(norms, norms)
+    edges = []
+    hits = np.argwhere(np.triu((correlation >= params.sync_min_correlation) & (shared >= params.sync_min_shared_bins), 1))
+    for i, j in hits:
+        edges.append(Edge("synchronised_activity", accounts[i], accounts[j], float(shared[i, j]), [],
+                          {"correlation": round(float(correlation[i, j]), 3), "shared_hours": int(shared[i, j])}))
+    return edges
+
+
+def engagement_anomalies(params: Params) -> dict[int, list[str]]:
+    """Account-level flags read from the counts recorded with each post: like bursts (a post with many
+    times the account's usual likes) and follower jumps (follower counts recorded with the posts, when
+    the export has them, rising many times over between two posts)."""
+    source, args = _posts(params)
+    flags: dict[int, list[str]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT p.account_id, array_agg(p.like_count ORDER BY p.posted_at),
+                   array_agg((p.extra ->> 'follower_count')::bigint ORDER BY p.posted_at)
+                     FILTER (WHERE p.extra ->> 'follower_count' ~ '^[0-9]{{1,15}}$')
+            FROM {source} WHERE p.like_count IS NOT NULL GROUP BY p.account_id HAVING count(*) >= 4""", args)
+        for account_id, likes, followers in cursor.fetchall():
+            likes = np.array(likes, dtype=np.float64)
+            median = float(np.median(likes))
+            if median >= 1 and likes.max() >= params.like_burst_factor * median:
+                flags[account_id].append(f"like burst: {int(likes.max())} likes against a usual {int(median)}")
+            if followers and len(followers) >= 2:
+                f = np.array(followers, dtype=np.float64)
+                jumps = f[1:] / np.maximum(f[:-1], 1)
+                if f[:-1].max() >= 10 and jumps.max() >= 5:
+                    flags[account_id].append(f"follower jump: ×{jumps.max():.0f} between two posts")
+                if (np.diff(f) < 0).sum() >= 2 and (np.diff(f) > 0).sum() >= 2 and np.ptp(f) >= 0.5 * f.max():
+                    flags[account_id].append("follower count cycling up and down")
+    return dict(flags)
+
+
+SIGNALS: dict[str, Callable[[Params], list[Edge]]] = {
+    "co_image": co_image,
+    "co_image_reuse": co_image_reuse,
+    "co_text": co_text,
+    "co_similar_text": co_similar_text,
+    "co_link": co_link,
+    "co_repost": co_repost,
+    "co_hashtag_sequence": co_hashtag_sequence,
+    "shared_avatar": shared_avatar,
+    "creation_burst": creation_burst,
+    "look_alike_names": look_alike_names,
+    "synchronised_activity": synchronised_activity,
+}

@@ -1,0 +1,307 @@
+"""Coordination signals on hand-built cases (each positive and negative), media clusters without chaining,
+clusters on the demo campaign against its ground truth, and the command with its exports."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from itertools import count
+
+import pytest
+from django.core.management import call_command
+
+from accounts.coordination import signals as S
+from accounts.coordination.services import detection_run_create, detection_run_execute, pair_weights
+from accounts.models import Account, Dataset, Platform, Post, PostMedia
+from media_analysis.models import HashState, KnownSource, MediaAsset
+from media_analysis.services import media_clusters_rebuild
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2020, 3, 1, 12, 0, tzinfo=UTC)
+_ids = count(1)
+
+
+@pytest.fixture
+def dataset():
+    return Dataset.objects.create(name="hand-built")
+
+
+def account(dataset, handle, created=None, **extra):
+    platform = Platform.objects.get(slug="twitter")
+    made = Account.objects.create(platform=platform, external_id=f"id-{handle}", handle=handle, created_at=created,
+                                  **extra)
+    made.datasets.add(dataset)
+    return made
+
+
+def post(owner, minutes, text="", media=(), **fields):
+    made = Post.objects.create(platform=owner.platform, external_id=f"p{next(_ids)}", account=owner,
+                               posted_at=T0 + timedelta(minutes=minutes), text=text, **fields)
+    made.datasets.add(*owner.datasets.all())
+    for position, asset in enumerate(media):
+        PostMedia.objects.create(post=made, media=asset, position=position)
+    return made
+
+
+def picture(bits: str, pdq_quality: int = 0) -> MediaAsset:
+    n = next(_ids)
+    return MediaAsset.objects.create(sha256=f"{n:064x}", file=f"assets/{n}.jpg", size_bytes=1, phash=bits, dhash=bits,
+                                     pdq="0" * 256, pdq_quality=pdq_quality, hash_state=HashState.DONE)
+
+
+def flip(bits: str, *positions: int) -> str:
+    chars = list(bits)
+    for p in positions:
+        chars[p] = "1" if chars[p] == "0" else "0"
+    return "".join(chars)
+
+
+def pairs(edges, signal):
+    return {(e.a, e.b) for e in edges if e.signal == signal}
+
+
+def ordered(x, y):
+    return (min(x.pk, y.pk), max(x.pk, y.pk))
+
+
+def test_co_text_normalises_and_respects_the_window(dataset):
+    a, b, c, d = (account(dataset, h) for h in ("alpha", "bravo", "charlie", "delta"))
+    pa = post(a, 0, "Vote them OUT  @someone https://t.co/xyz before november")
+    pb = post(b, 4, "vote them out before   november https://t.co/other")
+    post(c, 180, "vote them out before november")  # hours later: not together
+    post(d, 1, "ok")  # too short to mean anything
+    post(d, 2, "ok")
+    edges = S.co_text(S.Params(dataset_id=dataset.pk))
+    assert pairs(edges, "co_text") == {ordered(a, b)}
+    (edge,) = edges
+    assert edge.weight == 1 and [pa.pk, pb.pk] in [edge.pairs[0], edge.pairs[0][::-1]]
+    assert edge.detail["median_gap_seconds"] == 240
+
+
+def test_co_similar_text_needs_jaccard_over_threshold(dataset):
+    a, b, c = (account(dataset, h) for h in ("alpha", "bravo", "charlie"))
+    post(a, 0, "the swamp got deeper again tonight folks share now")
+    post(b, 3, "the swamp got deeper again tonight friends share now")  # 8 of 10 distinct words: 0.8
+    post(c, 5, "the weather got nicer again tonight friends go out")  # far below 0.8
+    edges = S.co_similar_text(S.Params(dataset_id=dataset.pk))
+    assert pairs(edges, "co_similar_text") == {ordered(a, b)}
+    assert not S.co_similar_text(S.Params(dataset_id=dataset.pk, similar_text_threshold=0.9))
+
+
+def test_co_link_never_joins_on_empty_links(dataset):
+    a, b, c = (account(dataset, h) for h in ("alpha", "bravo", "charlie"))
+    post(a, 0, links=["https://example.com/story"])
+    post(b, 2, links=["https://example.com/story"])
+    post(c, 1, links=[])
+    post(a, 30, links=[])
+    edges = S.co_link(S.Params(dataset_id=dataset.pk))
+    assert pairs(edges, "co_link") == {ordered(a, b)}
+    assert not S.co_link(S.Params(dataset_id=dataset.pk, window=60))  # two minutes apart is outside a minute
+
+
+def test_co_repost_and_hashtag_sequence(dataset):
+    a, b, c = (account(dataset, h) for h in ("alpha", "bravo", "charlie"))
+    post(a, 0, repost_of_external_id="orig-1", hashtags=["maga", "vote"])
+    post(b, 5, repost_of_external_id="orig-1", hashtags=["vote", "maga"])  # same set, other order
+    post(c, 6, repost_of_external_id="orig-2", hashtags=["vote"])  # another original; a single tag
+    params = S.Params(dataset_id=dataset.pk)
+    assert pairs(S.co_repost(params), "co_repost") == {ordered(a, b)}
+    assert pairs(S.co_hashtag_sequence(params), "co_hashtag_sequence") == {ordered(a, b)}
+
+
+def test_media_clusters_do_not_chain(dataset):
+    base = "0" * 64
+    first = picture(base)
+    near = picture(flip(base, *range(8)))  # 8 bits from the first
+    chained = picture(flip(base, *range(16)))  # 8 from `near`, 16 from the first
+    a, b, c = (account(dataset, h) for h in ("alpha", "bravo", "charlie"))
+    post(a, 0, media=[first])
+    post(b, 1, media=[near])
+    post(c, 2, media=[chained])
+    result = media_clusters_rebuild(max_distance=10)
+    assert result == {"pictures": 3, "clusters": 2, "with_copies": 1}
+    assert first.cluster_membership.cluster == near.cluster_membership.cluster
+    assert chained.cluster_membership.cluster != first.cluster_membership.cluster
+    cluster = first.cluster_membership.cluster
+    assert cluster.centre == first and cluster.account_count == 2 and cluster.first_posted_at == T0
+
+
+def test_co_image_within_window_and_reuse_weeks_apart(dataset):
+    base = "01" * 32
+    copies = [picture(flip(base, i, i + 1)) for i in range(0, 6, 2)]
+    unrelated = picture("1" * 64)
+    a, b, c, d = (account(dataset, h) for h in ("alpha", "bravo", "charlie", "delta"))
+    post(a, 0, media=[copies[0]])
+    post(b, 7, media=[copies[1]])
+    post(c, 3 * 7 * 24 * 60, media=[copies[2]])  # three weeks later
+    post(d, 1, media=[unrelated])
+    media_clusters_rebuild()
+    params = S.Params(dataset_id=dataset.pk)
+    assert pairs(S.co_image(params), "co_image") == {ordered(a, b)}
+    assert pairs(S.co_image_reuse(params), "co_image_reuse") == {ordered(a, c), ordered(b, c)}
+
+
+def test_shared_avatar_and_known_source(dataset):
+    base = "0011" * 16
+    stolen = picture(base)
+    KnownSource.objects.create(asset=stolen, label="stock portrait")
+    a = account(dataset, "alpha", profile_image=picture(flip(base, 3)))
+    b = account(dataset, "bravo", profile_image=picture(flip(base, 9)))
+    c = account(dataset, "charlie", profile_image=picture("1" * 64))
+    media_clusters_rebuild()
+    params = S.Params(dataset_id=dataset.pk)
+    edges = S.shared_avatar(params)
+    assert pairs(edges, "shared_avatar") == {ordered(a, b)} and edges[0].detail["known_source"]
+    assert S.known_source_avatars(params) == {a.pk: "stock portrait", b.pk: "stock portrait"}
+    assert c.pk not in S.known_source_avatars(params)
+
+
+def test_creation_burst_and_dormancy(dataset):
+    day = datetime(2018, 8, 3, 9, tzinfo=UTC)
+    block = [account(dataset, f"block{i}", created=day + timedelta(hours=2 * i)) for i in range(3)]
+    lone = account(dataset, "lone", created=day + timedelta(days=40))
+    pair = [account(dataset, f"pair{i}", created=day + timedelta(days=200, hours=i)) for i in range(2)]
+    for member in block:
+        post(member, 0)
+        post(member, 60 * 24 * 20)  # last post: 2020-03-21
+    for other in (lone, *pair):
+        post(other, 0)
+        post(other, 60 * 24 * 90)
+    edges = S.creation_burst(S.Params(dataset_id=dataset.pk))
+    created = pairs(edges, "creation_burst")
+    assert created == {ordered(x, y) for i, x in enumerate(block) for y in block[i + 1:]}  # two are not a burst
+    assert {e.detail["created"] for e in edges if e.signal == "creation_burst"} == {"2018-08-03"}
+    assert pairs(edges, "dormancy") == created
+    assert {e.detail["silent_since"] for e in edges if e.signal == "dormancy"} == {"2020-03-21"}
+
+
+def test_look_alike_names(dataset):
+    family = [account(dataset, h) for h in ("dumpchump", "dump.chump2020", "the_dumpchump")]
+    other = account(dataset, "anna.smith12")
+    edges = S.look_alike_names(S.Params(dataset_id=dataset.pk))
+    assert pairs(edges, "look_alike_names") == {ordered(x, y) for i, x in enumerate(family) for y in family[i + 1:]}
+    assert {e.detail["stem"] for e in edges} == {"dumpchump"}
+    assert other.pk not in {a for e in edges for a in (e.a, e.b)}
+
+
+def test_synchronised_activity(dataset):
+    a, b, c = (account(dataset, h) for h in ("alpha", "bravo", "charlie"))
+    for hour in (0, 5, 26, 50, 77, 101, 130):
+        post(a, hour * 60)
+        post(b, hour * 60 + 10)
+    for hour in (3, 14, 40, 66, 90, 115, 140):
+        post(c, hour * 60)
+    edges = S.synchronised_activity(S.Params(dataset_id=dataset.pk))
+    assert pairs(edges, "synchronised_activity") == {ordered(a, b)}
+
+
+def test_engagement_anomalies(dataset):
+    bought = account(dataset, "bought")
+    steady = account(dataset, "steady")
+    for i, (likes, followers) in enumerate([(10, 100), (12, 110), (9, 2500), (400, 2600), (11, 2600)]):
+        post(bought, i * 60, like_count=likes, extra={"follower_count": str(followers)})
+        post(steady, i * 60, like_count=10 + i, extra={"follower_count": str(100 + i)})
+    flags = S.engagement_anomalies(S.Params(dataset_id=dataset.pk))
+    assert set(flags) == {bought.pk}
+    assert any("like burst" in f for f in flags[bought.pk]) and any("follower jump" in f for f in flags[bought.pk])
+
+
+def test_weak_edges_alone_never_make_a_cluster():
+    edges = [S.Edge("creation_burst", 1, 2, 1), S.Edge("look_alike_names", 1, 2, 1), S.Edge("co_text", 3, 4, 1),
+             S.Edge("co_image", 5, 6, 2), S.Edge("co_link", 7, 8, 1), S.Edge("dormancy", 7, 8, 1)]
+    assert pair_weights(edges, min_content_pairs=2) == {(5, 6): 2.0, (7, 8): 2.0}
+
+
+def test_detection_run_rejects_unknown_signals_and_bad_windows(dataset):
+    with pytest.raises(ValueError, match="unknown signals: co_vibes"):
+        detection_run_create(dataset=dataset, signals=["co_text", "co_vibes"], enqueue=False)
+    with pytest.raises(ValueError, match="window"):
+        detection_run_create(dataset=dataset, window=-5, enqueue=False)
+
+
+def _hash_everything() -> None:
+    from media_analysis.services import media_hash_batch, media_hash_claim
+
+    while ids := media_hash_claim(limit=500):
+        media_hash_batch(asset_ids=ids)
+
+
+@pytest.fixture
+def demo_detection(small_demo, settings, tmp_path):
+    from accounts.services import import_paths
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    outdir, truth = small_demo
+    import_paths(dataset_name="demo", format="instaloader", paths=[outdir], user=None)
+    call_command("import_known_sources", str(outdir / "known_sources"), label="stock portrait")
+    _hash_everything()
+    run = detection_run_execute(run=detection_run_create(dataset=Dataset.objects.get(name="demo"), enqueue=False))
+    return run, truth
+
+
+def test_demo_campaign_clusters_match_ground_truth(demo_detection):
+    run, truth = demo_detection
+    assert run.status == "succeeded"
+    group_of = {a["username"]: g["name"] for g in truth["groups"] for a in g["accounts"]}
+    clusters = [(c, {a.handle for a in c.members.all()}) for c in run.clusters.all()]
+    # Each cluster is matched to the group most of its members belong to.
+    true_positive = clustered = 0
+    found_by_group: dict[str, set[str]] = {}
+    for _, members in clusters:
+        groups = [group_of.get(h) for h in members]
+        best = max(set(groups), key=groups.count)
+        clustered += len(members)
+        true_positive += groups.count(best) if best else 0
+        if best:
+            found_by_group.setdefault(best, set()).update(h for h in members if group_of.get(h) == best)
+    recall = sum(len(v) for v in found_by_group.values()) / len(group_of)
+    precision = true_positive / clustered
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall)
+    assert set(found_by_group) == {g["name"] for g in truth["groups"]}
+
+    organic = set(truth["organic_accounts"])
+    organic_clustered = {h for _, members in clusters for h in members} & organic
+    assert len(organic_clustered) <= 0.01 * len(organic)
+
+    block = truth["creation_block"]
+    (block_cluster,) = [c for c, members in clusters if set(block["accounts"]) <= members]
+    assert f"5 accounts created on {block['created_on']}" in block_cluster.explanation
+    assert f"silent since {block['last_post'][:10]}" in block_cluster.explanation
+    assert "near-identical images" in block_cluster.explanation and "stem 'dumpchump'" in block_cluster.explanation
+    assert block_cluster.timeline["doubling_days"] and 20 <= block_cluster.timeline["doubling_days"] <= 90
+    assert run.edges.filter(signal="co_image").exists() and run.edges.filter(signal="co_image_reuse").exists()
+    stolen = [c for c, members in clusters if members & set(truth["stolen_avatar"]["accounts"])]
+    assert any("known-source bank" in c.explanation for c in stolen)
+    assert run.parameters["window"] == 600 and run.parameters["media"]["phash_match_distance"] == 10
+
+
+def test_command_writes_json_and_networks_that_open_in_networkx_and_igraph(demo_detection, tmp_path, capsys):
+    import igraph
+    import networkx as nx
+
+    run, truth = demo_detection
+    out = tmp_path / "result.json"
+    paths = [tmp_path / f"network.{ext}" for ext in ("graphml", "gexf", "csv")]
+    call_command("detect_coordination", "--dataset", "demo", "--here", "--json", str(out),
+                 *[arg for p in paths for arg in ("--export", str(p))])
+    printed = capsys.readouterr().out
+    assert "clusters" in printed and "'dumpchump' network" in printed
+    document = json.loads(out.read_text())
+    assert document["clusters"] and document["edges"] and document["parameters"]["window"] == 600
+    assert all(len(pair) == 2 for edge in document["edges"] for pair in edge["post_pairs"])
+    graph = nx.read_graphml(paths[0])
+    assert graph.number_of_edges() > 0 and any(d.get("label") == "dumpchump" for _, d in graph.nodes(data=True))
+    assert nx.read_gexf(paths[1]).number_of_nodes() == graph.number_of_nodes()
+    assert igraph.Graph.Read_GraphML(str(paths[0])).ecount() == graph.number_of_edges()
+    lines = paths[2].read_text().splitlines()
+    assert lines[0].startswith("source,target") and len(lines) == graph.number_of_edges() + 1
+
+
+def test_command_refuses_unknown_dataset_and_format(tmp_path):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no dataset"):
+        call_command("detect_coordination", "--dataset", "nope", "--here")
+    Dataset.objects.create(name="empty")
+    with pytest.raises(CommandError, match="extension"):
+        call_command("detect_coordination", "--dataset", "empty", "--here", "--export", str(tmp_path / "x.png"))
