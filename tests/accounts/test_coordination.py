@@ -305,3 +305,21 @@ def test_command_refuses_unknown_dataset_and_format(tmp_path):
     Dataset.objects.create(name="empty")
     with pytest.raises(CommandError, match="extension"):
         call_command("detect_coordination", "--dataset", "empty", "--here", "--export", str(tmp_path / "x.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("celery_worker_process", ["filesystem"], indirect=True)
+def test_command_runs_the_detection_on_a_worker(celery_worker_process, capsys):
+    dataset = Dataset.objects.create(name="queued")
+    a, b, c = (account(dataset, h) for h in ("alpha", "bravo", "charlie"))
+    for minutes in (0, 60, 120):
+        for n, owner in enumerate((a, b, c)):
+            post(owner, minutes + n, f"coordinated message number {minutes} for everyone", links=[f"https://x.example/{minutes}"])
+    call_command("detect_coordination", "--dataset", "queued", "--signals", "co_text,co_link", "--window", "300")
+    printed = capsys.readouterr().out
+    assert "1 clusters (3 accounts)" in printed
+    run = Dataset.objects.get(name="queued").detection_runs.get()
+    assert run.status == "succeeded" and run.signals == ["co_text", "co_link"] and run.parameters["window"] == 300
+    assert run.progress_done == run.progress_total
+    (cluster,) = run.clusters.all()
+    assert "9 identical texts posted within 5 min by 3 accounts" in cluster.explanation
