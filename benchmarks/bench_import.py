@@ -103,7 +103,7 @@ def main() -> None:
         child_import(args.child_import)
         return
 
-    import cnt
+    from benchmarks import cnt
 
     cnt.ensure_installed()
     print(f"{'tweets':>10} {'ours s':>8} {'ours posts/s':>13} {'ours MiB':>9} {'toolkit s':>10} {'toolkit posts/s':>16}"

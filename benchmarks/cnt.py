@@ -1,7 +1,7 @@
-"""coordination-network-toolkit, the reference tool the benchmarks compare against.
+"""coordination-network-toolkit, the reference tool the benchmarks and the agreement tests compare against.
 
-It is installed for the benchmarks only, into its own virtual environment under
-var/bench/, never into the project's: the project does not depend on it.
+It is a development dependency (requirements-dev.txt), never a runtime one. Each of its commands runs
+in a child process of the same interpreter, so its time and peak memory are its own.
 """
 
 from __future__ import annotations
@@ -13,11 +13,6 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "var" / "bench" / "cnt-venv"
-REQUIREMENT = "coordination-network-toolkit==1.5.2"
-PYTHON = VENV / "bin" / "python"
 
 # Runs one toolkit command and reports its peak memory (the child's own, not the benchmark's).
 RUNNER = """
@@ -31,13 +26,11 @@ print(json.dumps({"seconds": time.perf_counter() - started,
 """
 
 
-def ensure_installed() -> Path:
-    """The toolkit's interpreter, creating its environment on first use."""
-    if not PYTHON.exists():
-        print(f"installing {REQUIREMENT} into {VENV.relative_to(ROOT)} (benchmarks only) …", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", REQUIREMENT], check=True)
-    return PYTHON
+def ensure_installed() -> None:
+    try:
+        import coordination_network_toolkit  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit("coordination-network-toolkit is missing: run `make dev` (requirements-dev.txt)") from exc
 
 
 def write_messages(io_tweets_csv: Path, target: Path) -> int:
@@ -59,11 +52,21 @@ def write_messages(io_tweets_csv: Path, target: Path) -> int:
 
 def run(database: Path, *args: str) -> dict[str, float]:
     """`coordination_network_toolkit DATABASE ARGS…`; returns its seconds and peak memory."""
+    ensure_installed()
     started = time.perf_counter()
-    done = subprocess.run([str(ensure_installed()), "-c", RUNNER, str(database), *args],
+    done = subprocess.run([sys.executable, "-c", RUNNER, str(database), *args],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"coordination-network-toolkit failed: {done.stderr[-2000:]}")
     report = json.loads(done.stderr.strip().splitlines()[-1])
     report["wall_seconds"] = time.perf_counter() - started
     return report
+
+
+def network(database: Path, name: str) -> set[tuple[str, str]]:
+    """A computed network (co_tweet, co_link, …) as unordered pairs of user ids, loops left out."""
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        rows = db.execute(f"SELECT user_1, user_2 FROM {name}_network WHERE user_1 <> user_2").fetchall()  # noqa: S608
+    return {(min(str(a), str(b)), max(str(a), str(b))) for a, b in rows}
