@@ -58,7 +58,7 @@ def run(database: Path, *args: str) -> dict[str, float]:
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"coordination-network-toolkit failed: {done.stderr[-2000:]}")
-    report = json.loads(done.stderr.strip().splitlines()[-1])
+    report = next(json.loads(line) for line in reversed(done.stderr.strip().splitlines()) if line.startswith('{"seconds"'))
     report["wall_seconds"] = time.perf_counter() - started
     return report
 

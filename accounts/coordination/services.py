@@ -250,8 +250,8 @@ def _cluster_describe(members: list[int], edges: list[S.Edge], activity: dict[in
     for signal in sorted({e.signal for e in own}):
         mine = [e for e in own if e.signal == signal]
         accounts = {a for e in mine for a in (e.a, e.b)}
-        posts = {p for e in mine for p in e.detail.get("posts", [])}
-        keys = {k for e in mine for k in e.detail.get("keys", [])}
+        posts = {p for e in mine for side in e.detail.get("posts", ()) for p in side.tolist()}
+        keys = {k for e in mine for k in np.asarray(e.detail.get("keys", ())).tolist()}
         breakdown[signal] = {"edges": len(mine), "weight": sum(e.weight for e in mine), "accounts": len(accounts),
                              "posts": len(posts), "items": len(keys)}
     pairs = len(members) * (len(members) - 1) / 2

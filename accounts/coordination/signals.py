@@ -49,7 +49,7 @@ class Params:
     similar_text_threshold: float = 0.8
     similar_text_min_words: int = 4
     hashtag_min_tags: int = 2
-    max_key_accounts: int = 2000  # a key (link, text, picture) shared by more accounts than this is ignored as generic
+    max_key_posts: int = 20_000  # a key (link, text, picture) in more posts than this is ignored as generic
     creation_window: int = 86400
     creation_min_accounts: int = 3
     dormancy_min_accounts: int = 3
@@ -71,44 +71,110 @@ def _posts(params: Params) -> tuple[str, list]:
             [params.dataset_id])
 
 
+def _keyed_rows(keyed_sql: str, args: list) -> np.ndarray:
+    """(key, account, time in ms, post) of every keyed post as an (n, 4) int64 array. PostgreSQL packs the
+    rows into a few bytea values (16 groups, so none nears bytea's 1 GB limit below ~500 million rows):
+    one round trip, no Python object per row. Keys travel as 64-bit hashes: a false match needs a
+    collision, about one chance in 10^7 at ten million posts."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT string_agg(int8send(hashtextextended(q.key::text, 0)) || int8send(q.account_id::int8)
+                              || int8send(floor(extract(epoch FROM q.posted_at) * 1000)::int8)
+                              || int8send(q.post_id::int8), ''::bytea)
+            FROM ({keyed_sql}) q GROUP BY q.post_id %% 16""", args)
+        chunks = [bytes(row[0]) for row in cursor.fetchall()]
+    return np.frombuffer(b"".join(chunks), dtype=">i8").reshape(-1, 4).astype(np.int64)
+
+
+def band_pairs(key: np.ndarray, ms: np.ndarray, window_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of rows (i, j) with the same key and times at most window_ms apart (t_i ≤ t_j).
+
+    Rows are sorted by (key, time); the pairs at distance d in that order are tested for every d, but only
+    for rows still "open" (whose pair at distance d - 1 was within the window), so the work is the
+    number of rows plus the number of pairs, whatever the key distribution."""
+    order = np.lexsort((ms, key))
+    key, ms = key[order], ms[order]
+    found_i, found_j = [], []
+    open_rows = np.arange(len(key) - 1)
+    distance = 1
+    while open_rows.size:
+        partner = open_rows + distance
+        inside = partner < len(key)
+        open_rows, partner = open_rows[inside], partner[inside]
+        near = (key[partner] == key[open_rows]) & (ms[partner] - ms[open_rows] <= window_ms)
+        open_rows, partner = open_rows[near], partner[near]
+        found_i.append(open_rows)
+        found_j.append(partner)
+        distance += 1
+    i = np.concatenate(found_i) if found_i else np.empty(0, dtype=np.int64)
+    j = np.concatenate(found_j) if found_j else np.empty(0, dtype=np.int64)
+    return order[i], order[j]
+
+
 def _keyed_pairs(signal: str, keyed_sql: str, keyed_args: list, params: Params, *, long_gap: bool = False,
                  ) -> list[Edge]:
     """Edges between accounts whose posts share a key within the window (or, with long_gap, beyond the
-    window but within the long window). keyed_sql yields (post_id, account_id, posted_at, key)."""
+    window but within the long window). keyed_sql yields int8 (key, account_id, epoch ms, post_id).
+
+    The self-join runs in NumPy on the keyed rows (a band join over the time order), not in Python loops."""
     low, high = (params.window, params.long_window) if long_gap else (-1, params.window)
-    with connection.cursor() as cursor:
-        cursor.execute(f"""
-            WITH keyed AS MATERIALIZED ({keyed_sql}),
-            common AS (
-                SELECT key FROM keyed GROUP BY key
-                HAVING count(DISTINCT account_id) BETWEEN 2 AND %s),
-            k AS (SELECT keyed.* FROM keyed JOIN common USING (key)),
-            pairs AS (
-                SELECT x.account_id AS a, y.account_id AS b, x.post_id AS pa, y.post_id AS pb, x.key,
-                       abs(extract(epoch FROM y.posted_at - x.posted_at)) AS gap
-                FROM k x JOIN k y ON x.key = y.key AND x.account_id < y.account_id
-                 AND y.posted_at BETWEEN x.posted_at - make_interval(secs => %s)
-                                     AND x.posted_at + make_interval(secs => %s))
-            SELECT a, b, count(DISTINCT (pa, pb)), (array_agg(DISTINCT ARRAY[gap, pa, pb]))[1:%s],
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY gap),
-                   (array_agg(DISTINCT pa))[1:1000] || (array_agg(DISTINCT pb))[1:1000], (array_agg(DISTINCT key))[1:200]
-            FROM pairs WHERE gap > %s
-            GROUP BY a, b""",
-            [*keyed_args, params.max_key_accounts, high, high, EVIDENCE_PAIRS, low])
-        return [Edge(signal, a, b, float(n), [[int(pa), int(pb)] for _, pa, pb in pairs],
-                     {"median_gap_seconds": round(float(median)), "posts": posts, "keys": keys})
-                for a, b, n, pairs, median, posts, keys in cursor.fetchall()]
+    rows = _keyed_rows(keyed_sql, keyed_args)
+    if len(rows) < 2:
+        return []
+    keys, counts = np.unique(rows[:, 0], return_counts=True)
+    generic = keys[counts > params.max_key_posts]
+    if generic.size:
+        rows = rows[~np.isin(rows[:, 0], generic)]
+    row_key, row_account, row_ms, row_post = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+    i, j = band_pairs(row_key, row_ms, high * 1000)
+    account_i, account_j = row_account[i], row_account[j]
+    gap = np.abs(row_ms[j] - row_ms[i])
+    keep = (account_i != account_j) & (gap > low * 1000)
+    i, j, account_i, account_j, gap = i[keep], j[keep], account_i[keep], account_j[keep], gap[keep]
+    swap = account_i > account_j
+    a, b = np.where(swap, account_j, account_i), np.where(swap, account_i, account_j)
+    post_a = np.where(swap, row_post[j], row_post[i])
+    post_b = np.where(swap, row_post[i], row_post[j])
+    key = row_key[i]
+    # One pair of posts counts once, however many keys (links) they share.
+    if not a.size:
+        return []
+    order = np.lexsort((key, post_b, post_a, gap, b, a))  # the same two posts (one gap) end up side by side
+    a, b, post_a, post_b, gap, key = a[order], b[order], post_a[order], post_b[order], gap[order], key[order]
+    fresh = np.r_[True, (post_a[1:] != post_a[:-1]) | (post_b[1:] != post_b[:-1])]
+    a, b, post_a, post_b, gap, key = a[fresh], b[fresh], post_a[fresh], post_b[fresh], gap[fresh], key[fresh]
+    starts = np.flatnonzero(np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])])
+    ends = np.r_[starts[1:], a.size]
+    edges = []
+    middle_low = (starts + (ends - starts - 1) // 2)
+    middle_high = (starts + (ends - starts) // 2)
+    medians = ((gap[middle_low] + gap[middle_high]) / 2000).round().tolist()
+    counts = (ends - starts).tolist()
+    pairs = np.stack([post_a, post_b], axis=1)
+    for start, end, n, median, first, second in zip(starts.tolist(), ends.tolist(), counts, medians, a[starts].tolist(),
+                                                    b[starts].tolist(), strict=True):
+        edges.append(Edge(
+            signal, first, second, float(n), pairs[start:min(end, start + EVIDENCE_PAIRS)].tolist(),
+            # Views, not copies: turned into sets only for the edges inside a cluster.
+            {"median_gap_seconds": median, "posts": (post_a[start:end], post_b[start:end]), "keys": key[start:end]},
+        ))
+    return edges
 
 
-TEXT_NORMALISE = r"""btrim(regexp_replace(regexp_replace(regexp_replace(lower(p.text),
+TEXT_NORMALISE_FULL = r"""btrim(regexp_replace(regexp_replace(regexp_replace(lower(p.text),
     'https?://\S+', ' ', 'g'), '@\w+', ' ', 'g'), '\s+', ' ', 'g'))"""
+# The same result, with the regular expressions run only on texts that need them (a URL, a mention,
+# whitespace other than single spaces): most texts only need lower-casing.
+TEXT_NORMALISE = rf"""CASE WHEN strpos(p.text, '@') > 0 OR strpos(p.text, 'http') > 0 OR p.text ~ '[^\S ]|  |^ | $'
+    THEN {TEXT_NORMALISE_FULL} ELSE lower(p.text) END"""
 
 
 def co_text(params: Params) -> list[Edge]:
     """Identical text after normalisation (case, whitespace, @mentions and URLs removed), reposts excluded."""
     source, args = _posts(params)
-    keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, {TEXT_NORMALISE} AS key FROM {source}
-                WHERE p.repost_of_external_id = '' AND length({TEXT_NORMALISE}) >= %s"""
+    keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, norm.key FROM {source}
+                CROSS JOIN LATERAL (SELECT {TEXT_NORMALISE} AS key) norm
+                WHERE p.repost_of_external_id = '' AND length(norm.key) >= %s"""
     return _keyed_pairs("co_text", keyed, [*args, params.min_text_chars], params)
 
 
@@ -203,9 +269,10 @@ def co_similar_text(params: Params) -> list[Edge]:
     for (a, b), pairs in found.items():
         pairs.sort()
         gaps = [p[0] for p in pairs]
-        posts = sorted({p for _, x, y in pairs for p in (x, y)})[:2000]
+        posts = (np.array([x for _, x, _ in pairs]), np.array([y for _, _, y in pairs]))
         edges.append(Edge("co_similar_text", a, b, float(len(pairs)), [[p[1], p[2]] for p in pairs[:EVIDENCE_PAIRS]],
-                          {"median_gap_seconds": round(float(np.median(gaps))), "posts": posts, "keys": []}))
+                          {"median_gap_seconds": round(float(np.median(gaps))), "posts": posts,
+                           "keys": np.empty(0, dtype=np.int64)}))
     return edges
 
 

@@ -47,7 +47,7 @@ def params(archive):
     assert run.status == "succeeded" and run.rejected_count == 0
     # The toolkit's settings: no minimum text length, no minimum word count, no cap on shared keys.
     return S.Params(dataset_id=run.dataset_id, window=WINDOW, min_text_chars=0, similar_text_min_words=1,
-                    max_key_accounts=10**9)
+                    max_key_posts=10**9)
 
 
 def test_co_text_equals_co_tweet(archive, params):

@@ -323,3 +323,16 @@ def test_command_runs_the_detection_on_a_worker(celery_worker_process, capsys):
     assert run.progress_done == run.progress_total
     (cluster,) = run.clusters.all()
     assert "9 identical texts posted within 5 min by 3 accounts" in cluster.explanation
+
+
+def test_band_pairs_finds_exactly_the_pairs_within_the_window():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    key = rng.integers(0, 5, size=400)
+    ms = rng.integers(0, 100_000, size=400)
+    i, j = S.band_pairs(key, ms, 2_000)
+    found = {(min(x, y), max(x, y)) for x, y in zip(i.tolist(), j.tolist(), strict=True)}
+    expected = {(x, y) for x in range(400) for y in range(x + 1, 400)
+                if key[x] == key[y] and abs(int(ms[x]) - int(ms[y])) <= 2_000}
+    assert found == expected and len(i) == len(expected)  # each pair once, the window's edge included
