@@ -196,6 +196,8 @@ PDQ_MIN_QUALITY = env_int("PDQ_MIN_QUALITY", 50, minimum=0, maximum=100)
 PDQ_MATCH_DISTANCE = env_int("PDQ_MATCH_DISTANCE", 31, minimum=0, maximum=128)
 # Two pictures are copies when their 64-bit pHashes differ in at most this many bits (or their trusted PDQs match).
 PHASH_MATCH_DISTANCE = env_int("PHASH_MATCH_DISTANCE", 10, minimum=0, maximum=32)
+# The same for the pHash of the central 70% of each picture (crops, banners and captions along the edges).
+CENTRE_MATCH_DISTANCE = env_int("CENTRE_MATCH_DISTANCE", 26, minimum=0, maximum=64)
 
 # --- Web server (manage.py serve) -------------------------------------------------------
 SERVE_BIND = env_str("INVESTIGATOR_BIND", "127.0.0.1:8000")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-import pdqhash
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from media_analysis.matching import Signature, signature
 
 
 class UnreadableImage(ValueError):
@@ -25,14 +26,22 @@ class ImageHashes:
     dhash: str
     pdq: str  # 256 characters
     pdq_quality: int
+    signature: Signature
 
 
 def _bits(array: np.ndarray) -> str:
     return "".join("1" if bit else "0" for bit in np.asarray(array, dtype=bool).ravel())
 
 
-def load_rgb(path: Path, *, max_pixels: int) -> tuple[Image.Image, str, tuple[int, int]]:
-    """Open defensively: no decompression bombs, EXIF orientation applied, first frame, RGB on white."""
+# JPEGs are decoded at reduced size (libjpeg's DCT scaling) down to no less than this many pixels a side:
+# every hash here works on far fewer pixels (PDQ on 64x64 after its own filtering, pHash on 32x32), and
+# benchmarks/bench_hashing.py measures that the hashes barely move.
+DRAFT_SIDE = 512
+
+
+def load_rgb(path: Path, *, max_pixels: int, draft: int | None = DRAFT_SIDE) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Open defensively: no decompression bombs, EXIF orientation applied, first frame, RGB on white.
+    Returns the picture, its format and its stored size (before any reduced decoding)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -43,6 +52,9 @@ def load_rgb(path: Path, *, max_pixels: int) -> tuple[Image.Image, str, tuple[in
                 if image.width * image.height > max_pixels:
                     raise UnreadableImage(f"{image.width}×{image.height} pixels is over the limit of {max_pixels}")
                 image.seek(0)
+                original_size = image.size
+                if draft and image.format == "JPEG":
+                    image.draft("RGB", (draft, draft))
                 image.load()
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
@@ -52,7 +64,7 @@ def load_rgb(path: Path, *, max_pixels: int) -> tuple[Image.Image, str, tuple[in
         raise UnreadableImage("not an image file (format not recognised)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImage(f"damaged or truncated image ({exc})") from exc
-    size = image.size
+    size = original_size
     image = ImageOps.exif_transpose(image) or image
     if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
         array = np.asarray(image, dtype=np.float64)
@@ -67,13 +79,14 @@ def load_rgb(path: Path, *, max_pixels: int) -> tuple[Image.Image, str, tuple[in
 
 def compute_hashes(path: Path, *, max_pixels: int) -> ImageHashes:
     image, image_format, (width, height) = load_rgb(path, max_pixels=max_pixels)
-    pdq_bits, quality = pdqhash.compute(np.asarray(image))
+    found = signature(image)
     return ImageHashes(
         width=width,
         height=height,
         format=image_format,
-        phash=_bits(imagehash.phash(image).hash),
+        phash=found.phash,
         dhash=_bits(imagehash.dhash(image).hash),
-        pdq=_bits(pdq_bits),
-        pdq_quality=int(quality),
+        pdq=found.pdq,
+        pdq_quality=found.pdq_quality,
+        signature=found,
     )

@@ -37,6 +37,12 @@ class MediaAsset(models.Model):
     dhash = BitField(length=64, null=True, blank=True)
     pdq = BitField(length=256, null=True, blank=True)
     pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Robust matching (media_analysis.matching): the mirror image's hashes, the central region's
+    # 128-bit signature (indexed: it finds cropped and captioned copies), and every signature for checking.
+    phash_flip = BitField(length=64, null=True, blank=True)
+    pdq_flip = BitField(length=256, null=True, blank=True)
+    centre = BitField(length=128, null=True, blank=True)
+    signature = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -44,6 +50,8 @@ class MediaAsset(models.Model):
             HnswIndex(name="media_phash_hnsw", fields=["phash"], opclasses=["bit_hamming_ops"], m=16, ef_construction=64),
             HnswIndex(name="media_dhash_hnsw", fields=["dhash"], opclasses=["bit_hamming_ops"], m=16, ef_construction=64),
             HnswIndex(name="media_pdq_hnsw", fields=["pdq"], opclasses=["bit_hamming_ops"], m=16, ef_construction=64),
+            HnswIndex(name="media_centre_hnsw", fields=["centre"], opclasses=["bit_hamming_ops"], m=16,
+                      ef_construction=64),
             # Workers claim pending assets oldest first.
             models.Index(fields=["id"], condition=Q(hash_state="pending"), name="media_pending_idx"),
         ]
@@ -91,5 +99,5 @@ class MediaCluster(models.Model):
 class MediaClusterMember(models.Model):
     cluster = models.ForeignKey(MediaCluster, on_delete=models.CASCADE, related_name="members")
     asset = models.OneToOneField(MediaAsset, on_delete=models.CASCADE, related_name="cluster_membership")
-    distance = models.PositiveSmallIntegerField(default=0, help_text="pHash bits from the centre (0 for the centre)")
-    via = models.CharField(max_length=8, default="phash", help_text="Which hash placed it: phash or pdq")
+    distance = models.PositiveSmallIntegerField(default=0, help_text="Bits from the centre, of the signature in `via`")
+    via = models.CharField(max_length=16, default="phash", help_text="Which signature placed it (media_analysis.matching)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -12,6 +12,7 @@ from django.db.models import Count
 from pgvector.django import HammingDistance
 
 from investigator.roles import INVESTIGATOR, has_role
+from media_analysis.matching import Signature, Thresholds, hamming, media_match
 from media_analysis.models import HashState, MediaAsset
 
 
@@ -36,6 +37,8 @@ class SimilarMedia:
     asset: MediaAsset
     phash_distance: int
     pdq_distance: int | None
+    via: str = "phash"  # which signature agreed (media_analysis.matching)
+    distance: int = 0  # its distance in bits
     sightings: list[Sighting] = field(default_factory=list)
     avatar_of: list[str] = field(default_factory=list)
     first_seen: bool = False
@@ -44,55 +47,77 @@ class SimilarMedia:
     def first_posted_at(self) -> datetime | None:
         return min((s.posted_at for s in self.sightings), default=None)
 
+    @property
+    def via_label(self) -> str:
+        return VIA_LABELS.get(self.via, self.via)
+
+
+VIA_LABELS = {
+    "phash": "whole picture", "phash-mirror": "mirrored", "centre": "centre (cropped or captioned)",
+    "centre-mirror": "centre, mirrored", "trimmed": "without its banner", "trimmed-mirror": "without its banner, mirrored",
+    "pdq": "PDQ", "pdq-mirror": "PDQ, mirrored",
+}
+TIER = {"phash": 0, "phash-mirror": 0, "centre": 1, "centre-mirror": 1, "trimmed": 1, "trimmed-mirror": 1, "pdq": 2,
+        "pdq-mirror": 2}
+
+
+def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int | None = None) -> set[int]:
+    """Stored pictures near a probe on any indexed signature: whole-picture pHash (and the probe's mirror),
+    PDQ (and its mirror) when trusted, and the central region (plain, mirrored, without banners) — each an
+    HNSW k-NN query."""
+    probes = [("phash", 64, probe.phash), ("phash", 64, probe.phash_flip), ("centre", 128, probe.centre[0]),
+              ("centre", 128, probe.centre_flip), ("centre", 128, probe.trimmed[0]), ("centre", 128, probe.trimmed_flip)]
+    if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
+        probes += [("pdq", 256, probe.pdq), ("pdq", 256, probe.pdq_flip)]
+    parts, args = [], []
+    for column, length, vector in probes:
+        parts.append(f"(SELECT id FROM media_analysis_mediaasset WHERE hash_state = 'done' AND {column} IS NOT NULL "  # noqa: S608
+                     f"ORDER BY {column} <~> %s::bit({length}) LIMIT %s)")
+        args += [vector, neighbours]
+    cursor.execute(" UNION ".join(parts), args)  # column names come from the list above; vectors are parameters
+    return {row[0] for row in cursor.fetchall()} - {exclude}
+
 
 def media_similar(
     *,
     user: AbstractBaseUser | AnonymousUser,
-    phash: str,
-    pdq: str | None,
-    max_distance: int,
-    max_pdq_distance: int | None = None,
+    signature: Signature,
+    max_distance: int | None = None,
     candidates: int = 200,
 ) -> list[SimilarMedia]:
-    """Stored images near a probe: candidates from the pHash and PDQ HNSW indexes, ranked by pHash distance.
+    """Stored copies and near-copies of a probe picture, closest first.
 
-    A match needs pHash distance ≤ max_distance, or a trusted PDQ (quality ≥ PDQ_MIN_QUALITY on both
-    sides) within max_pdq_distance of 256 bits. Each match lists the posts that carry it, and the
-    earliest copy is marked first seen.
+    Candidates come from the HNSW indexes (media_candidates); each is then checked with every signature
+    (media_analysis.matching.media_match), so mirrored, cropped and captioned copies are found while
+    unrelated pictures are not. max_distance overrides the whole-picture pHash threshold. Each match
+    lists the posts that carry it, and the earliest copy is marked first seen.
     """
     if not has_role(user, INVESTIGATOR):
         return []
-    if max_pdq_distance is None:
-        max_pdq_distance = settings.PDQ_MATCH_DISTANCE
+    thresholds = Thresholds.from_settings()
+    if max_distance is not None:
+        thresholds = replace(thresholds, phash=max_distance)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, candidates)])
-        cursor.execute(
-            """
-            (SELECT id FROM media_analysis_mediaasset WHERE hash_state = 'done'
-             ORDER BY phash <~> %s::bit(64) LIMIT %s)
-            UNION
-            (SELECT id FROM media_analysis_mediaasset WHERE hash_state = 'done' AND %s::bit(256) IS NOT NULL
-             AND pdq_quality >= %s ORDER BY pdq <~> %s::bit(256) LIMIT %s)
-            """,
-            [phash, candidates, pdq, settings.PDQ_MIN_QUALITY, pdq or "0" * 256, candidates],
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-    assets = (
-        MediaAsset.objects.filter(pk__in=ids)
-        .annotate(phash_distance=HammingDistance("phash", phash))
-    )
-    if pdq:
-        assets = assets.annotate(pdq_distance=HammingDistance("pdq", pdq))
+        ids = media_candidates(cursor, signature, neighbours=candidates)
+    assets = MediaAsset.objects.filter(pk__in=ids).annotate(phash_distance=HammingDistance("phash", signature.phash))
     matches = []
     for asset in assets:
-        pdq_distance = getattr(asset, "pdq_distance", None)
-        trusted_pdq = pdq_distance is not None and (asset.pdq_quality or 0) >= settings.PDQ_MIN_QUALITY
-        if asset.phash_distance <= max_distance or (trusted_pdq and pdq_distance <= max_pdq_distance):
-            matches.append(SimilarMedia(asset, int(asset.phash_distance),
-                                        int(pdq_distance) if pdq_distance is not None else None))
+        stored = stored_signature(asset)
+        if stored is None:
+            continue
+        evidence = media_match(signature, stored, thresholds)
+        if evidence.matched:
+            trusted = min(stored.pdq_quality, signature.pdq_quality) >= thresholds.pdq_min_quality
+            matches.append(SimilarMedia(asset, int(asset.phash_distance), hamming(signature.pdq, stored.pdq) if trusted else None,
+                                        evidence.via, evidence.distance))
     _attach_sightings(matches)
-    matches.sort(key=lambda m: (m.phash_distance, m.pdq_distance or 0, m.asset.pk))
+    matches.sort(key=lambda m: (TIER.get(m.via, 3), m.distance, m.asset.pk))
     return matches
+
+
+def stored_signature(asset: MediaAsset) -> Signature | None:
+    return Signature.from_json(asset.signature) if asset.signature else None
 
 
 def _attach_sightings(matches: list[SimilarMedia]) -> None:

@@ -7,7 +7,7 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -141,6 +141,10 @@ def media_hash_batch(*, asset_ids: list[int]) -> dict[str, int]:
             dhash=hashes.dhash,
             pdq=hashes.pdq,
             pdq_quality=hashes.pdq_quality,
+            phash_flip=hashes.signature.phash_flip,
+            pdq_flip=hashes.signature.pdq_flip,
+            centre=hashes.signature.centre[0],
+            signature=asdict(hashes.signature),
         )
         done += 1
     return {"done": done, "failed": failed}
@@ -171,9 +175,10 @@ def media_clusters_rebuild(
 ) -> dict[str, int]:
     """Group every hashed picture with its near-duplicates.
 
-    Candidates come from the HNSW indexes (a LATERAL k-NN per picture, on pHash and on trusted PDQ), so
-    the cost grows with the number of pictures, not its square. Pictures are then taken in order of first
-    appearance: each joins the nearest existing centre it matches, or becomes a centre itself. Every
+    Candidates come from the HNSW indexes (a LATERAL k-NN per picture on every indexed signature, see
+    _verified_neighbours), so the cost grows with the number of pictures, not its square; each candidate
+    pair is checked with all signatures (media_analysis.matching). Pictures are then taken in order of
+    first appearance: each joins the nearest existing centre it matches, or becomes a centre itself. Every
     member therefore matches its centre directly; a chain of small changes (A~B~C) cannot drag an
     unrelated picture in.
     """
@@ -193,27 +198,7 @@ def media_clusters_rebuild(
                 GROUP BY m.id
                 ORDER BY min(p.posted_at) NULLS LAST, m.id""")
             order = cursor.fetchall()
-            cursor.execute("""
-                SELECT a.id, n.id, n.distance::int, 'phash' FROM media_analysis_mediaasset a
-                CROSS JOIN LATERAL (
-                    SELECT b.id, a.phash <~> b.phash AS distance FROM media_analysis_mediaasset b
-                    WHERE b.hash_state = 'done' ORDER BY a.phash <~> b.phash LIMIT %s) n
-                WHERE a.hash_state = 'done' AND n.id <> a.id AND n.distance <= %s
-                UNION ALL
-                SELECT a.id, n.id, n.distance::int, 'pdq' FROM media_analysis_mediaasset a
-                CROSS JOIN LATERAL (
-                    SELECT b.id, a.pdq <~> b.pdq AS distance FROM media_analysis_mediaasset b
-                    WHERE b.hash_state = 'done' AND b.pdq_quality >= %s ORDER BY a.pdq <~> b.pdq LIMIT %s) n
-                WHERE a.hash_state = 'done' AND a.pdq_quality >= %s AND n.id <> a.id AND n.distance <= %s""",
-                [neighbours, max_distance, settings.PDQ_MIN_QUALITY, neighbours, settings.PDQ_MIN_QUALITY,
-                 max_pdq_distance])
-            near: dict[int, dict[int, tuple[float, int, str]]] = {}
-            for a, b, distance, via in cursor.fetchall():
-                # Rank by pHash distance; a PDQ-only match ranks after every pHash match.
-                rank = (distance if via == "phash" else max_distance + distance / 256, distance, via)
-                for x, y in ((a, b), (b, a)):
-                    if y not in near.setdefault(x, {}) or rank < near[x][y]:
-                        near[x][y] = rank
+            near = _verified_neighbours(cursor, neighbours, max_distance, max_pdq_distance)
         centre_of: dict[int, int] = {}
         members: list[tuple[int, int, int, str]] = []  # asset, centre, distance, via
         for done, (asset_id, _) in enumerate(order, 1):
@@ -255,3 +240,51 @@ def media_clusters_rebuild(
         progress(len(order), len(order))
     sizes = Counter(centre for _, centre, _, _ in members)
     return {"pictures": len(order), "clusters": len(clusters), "with_copies": sum(1 for n in sizes.values() if n > 1)}
+
+
+# Probe vectors per picture and the indexed column each is compared with. The probes not stored as columns
+# are read from the signature.
+NEIGHBOUR_PROBES = (
+    ("phash", "a.phash"), ("phash", "a.phash_flip"),
+    ("centre", "a.centre"), ("centre", "(a.signature ->> 'centre_flip')::bit(128)"),
+    ("centre", "(a.signature -> 'trimmed' ->> 0)::bit(128)"), ("centre", "(a.signature ->> 'trimmed_flip')::bit(128)"),
+    ("pdq", "a.pdq"), ("pdq", "a.pdq_flip"),
+)
+
+
+def _verified_neighbours(cursor, neighbours: int, max_distance: int, max_pdq_distance: int,
+                         ) -> dict[int, dict[int, tuple[float, int, str]]]:
+    """{picture: {matching picture: (rank, distance, via)}} for every hashed picture."""
+    from dataclasses import replace
+
+    from media_analysis.matching import Signature, Thresholds, media_match
+
+    thresholds = replace(Thresholds.from_settings(), phash=max_distance, pdq=max_pdq_distance)
+    # Loose first cuts, so only plausible pairs reach the exact check: the whole-picture rules are exact
+    # already; a central region within 48 of 128 bits may still match at another scale.
+    limits = {"phash": max_distance, "centre": 48, "pdq": max_pdq_distance}
+    pairs: set[tuple[int, int]] = set()
+    for column, probe in NEIGHBOUR_PROBES:
+        trusted = column == "pdq"  # PDQ only between pictures detailed enough for it
+        quality = "AND a.pdq_quality >= %(quality)s AND b.pdq_quality >= %(quality)s" if trusted else ""
+        cursor.execute(f"""
+            SELECT a.id, n.id FROM media_analysis_mediaasset a
+            CROSS JOIN LATERAL (
+                SELECT b.id, b.{column} <~> {probe} AS distance FROM media_analysis_mediaasset b
+                WHERE b.hash_state = 'done' AND b.{column} IS NOT NULL {quality}
+                ORDER BY b.{column} <~> {probe} LIMIT %(neighbours)s) n
+            WHERE a.hash_state = 'done' AND a.signature IS NOT NULL AND n.id <> a.id AND n.distance <= %(limit)s""",  # noqa: S608
+            {"quality": settings.PDQ_MIN_QUALITY, "neighbours": neighbours, "limit": limits[column]})
+        pairs.update((min(x, y), max(x, y)) for x, y in cursor.fetchall())
+    ids = {i for pair in pairs for i in pair}
+    signatures = {pk: Signature.from_json(data) for pk, data in
+                  MediaAsset.objects.filter(pk__in=ids).values_list("pk", "signature")}
+    tier = {"phash": 0, "centre": 1, "trimmed": 1, "pdq": 2}
+    near: dict[int, dict[int, tuple[float, int, str]]] = {}
+    for x, y in pairs:
+        evidence = media_match(signatures[x], signatures[y], thresholds)
+        if evidence.matched:
+            rank = (tier[evidence.via.split("-")[0]] * 1000 + evidence.distance, evidence.distance, evidence.via)
+            near.setdefault(x, {})[y] = rank
+            near.setdefault(y, {})[x] = rank
+    return near

@@ -59,8 +59,7 @@ def image_lookup(request: HttpRequest) -> HttpResponse:
                 except UnreadableImage as exc:
                     error = f"Could not read that picture: {exc}"
             if not error:
-                trusted_pdq = hashes.pdq if hashes.pdq_quality >= settings.PDQ_MIN_QUALITY else None
-                matches = media_similar(user=request.user, phash=hashes.phash, pdq=trusted_pdq,
+                matches = media_similar(user=request.user, signature=hashes.signature,
                                         max_distance=form.cleaned_data["max_distance"])
     is_partial = request.htmx and not request.htmx.boosted
     template = "media_analysis/partials/lookup_results.html" if is_partial else "media_analysis/lookup.html"

@@ -27,7 +27,7 @@ def dataset():
 
 
 def account(dataset, handle, created=None, **extra):
-    platform = Platform.objects.get(slug="twitter")
+    platform, _ = Platform.objects.get_or_create(slug="twitter", defaults={"name": "Twitter"})
     made = Account.objects.create(platform=platform, external_id=f"id-{handle}", handle=handle, created_at=created,
                                   **extra)
     made.datasets.add(dataset)
@@ -43,10 +43,20 @@ def post(owner, minutes, text="", media=(), **fields):
     return made
 
 
-def picture(bits: str, pdq_quality: int = 0) -> MediaAsset:
+def picture(bits: str) -> MediaAsset:
+    """A hashed picture whose every signature derives from one 64-bit pHash (mirrors far from everything)."""
+    from dataclasses import asdict
+
+    from media_analysis.matching import SCALES, Signature
+
     n = next(_ids)
+    far = "".join("1" if b == "0" else "0" for b in bits)
+    signature = Signature(phash=bits, phash_flip=far, centre=(bits * 2,) * len(SCALES), centre_flip=far * 2,
+                          trimmed=(bits * 2,) * len(SCALES), trimmed_flip=far * 2, pdq="0" * 256, pdq_flip="1" * 256,
+                          pdq_quality=0)
     return MediaAsset.objects.create(sha256=f"{n:064x}", file=f"assets/{n}.jpg", size_bytes=1, phash=bits, dhash=bits,
-                                     pdq="0" * 256, pdq_quality=pdq_quality, hash_state=HashState.DONE)
+                                     pdq="0" * 256, pdq_quality=0, hash_state=HashState.DONE, phash_flip=far,
+                                     pdq_flip="1" * 256, centre=bits * 2, signature=asdict(signature))
 
 
 def flip(bits: str, *positions: int) -> str:

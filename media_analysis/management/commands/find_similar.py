@@ -27,12 +27,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("images", nargs="+", type=Path)
-        parser.add_argument("--max-distance", type=int, default=10, help="pHash Hamming distance, 0–64")
+        parser.add_argument("--max-distance", type=int, default=None,
+                            help="whole-picture pHash Hamming distance, 0–64 (default: PHASH_MATCH_DISTANCE)")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: object, **options: object) -> None:
-        max_distance = int(options["max_distance"])  # type: ignore[arg-type]
-        if not 0 <= max_distance <= 64:
+        max_distance = options["max_distance"]
+        if max_distance is not None and not 0 <= int(max_distance) <= 64:  # type: ignore[arg-type]
             raise CommandError("--max-distance must be between 0 and 64")
         results = []
         for image in options["images"]:  # type: ignore[union-attr]
@@ -40,13 +41,14 @@ class Command(BaseCommand):
                 hashes = compute_hashes(image, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
             except (UnreadableImage, FileNotFoundError) as exc:
                 raise CommandError(f"{image}: {exc}") from exc
-            trusted_pdq = hashes.pdq if hashes.pdq_quality >= settings.PDQ_MIN_QUALITY else None
-            matches = media_similar(user=_CommandLineUser(), phash=hashes.phash, pdq=trusted_pdq, max_distance=max_distance)
+            matches = media_similar(user=_CommandLineUser(), signature=hashes.signature, max_distance=max_distance)
             results.append({"image": str(image), "matches": [
                 {
                     "sha256": m.asset.sha256,
                     "phash_distance": m.phash_distance,
                     "pdq_distance": m.pdq_distance,
+                    "matched_by": m.via,
+                    "distance": m.distance,
                     "first_seen": m.first_seen,
                     "avatar_of": m.avatar_of,
                     "posts": [{"post": s.post_url, "account": s.handle, "platform": s.platform,
@@ -62,6 +64,7 @@ class Command(BaseCommand):
             for match in result["matches"]:
                 flag = " (first seen)" if match["first_seen"] else ""
                 self.stdout.write(f"  {match['sha256'][:12]} pHash {match['phash_distance']:>2} "
-                                  f"PDQ {match['pdq_distance'] if match['pdq_distance'] is not None else '-':>3}{flag}")
+                                  f"PDQ {match['pdq_distance'] if match['pdq_distance'] is not None else '-':>3} "
+                                  f"matched by {match['matched_by']} ({match['distance']} bits){flag}")
                 for post in match["posts"]:
                     self.stdout.write(f"      {post['posted_at']}  @{post['account']}  {post['post']}")

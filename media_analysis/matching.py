@@ -1,0 +1,153 @@
+"""When are two pictures copies of each other? One pHash cannot say for a cropped or mirrored copy:
+a 10% crop moves it 20–30 bits and a mirror ~34, while unrelated photographs can come within 16–22.
+
+So every picture carries several signatures, and a pair matches when any of them agrees:
+
+* pHash of the whole picture, and of its mirror image (a mirrored copy's pHash equals the original's
+  mirror pHash);
+* pHash of the central region (the middle 70% each way), and of its mirror: a crop of up to 10% per
+  side, a banner or meme text along an edge leaves the centre nearly unchanged;
+* PDQ and PDQ of the mirror image (pdqhash's dihedral hashes), when both pictures are detailed enough
+  for PDQ to be trusted (quality ≥ PDQ_MIN_QUALITY).
+
+The thresholds live in settings (MATCH_* and PDQ_MATCH_DISTANCE) and were chosen with
+benchmarks/bench_matching.py, which prints recall and precision per alteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import imagehash
+import numpy as np
+import pdqhash
+from django.conf import settings
+from PIL import Image, ImageOps
+
+SCALES = (0.70, 0.66, 0.62, 0.58, 0.54)  # central regions hashed: the copy's 70% centre meets the original's at one of these
+BAND_MAX = 0.25  # a banner (a flat strip of colour along the top or bottom edge) is at most this share of the height
+
+
+@dataclass(frozen=True)
+class Signature:
+    phash: str  # bit strings, as pgvector's bit type takes them
+    phash_flip: str
+    centre: tuple[str, ...]  # pHash of the central region at each of SCALES
+    centre_flip: str  # the mirror image's central 70%
+    trimmed: tuple[str, ...]  # the same after cutting flat banners off the top and bottom
+    trimmed_flip: str
+    pdq: str
+    pdq_flip: str
+    pdq_quality: int
+
+    @classmethod
+    def from_json(cls, data: dict) -> Signature:
+        return cls(**{**data, "centre": tuple(data["centre"]), "trimmed": tuple(data["trimmed"])})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    phash: int
+    centre: int
+    pdq: int
+    pdq_min_quality: int
+
+    @classmethod
+    def from_settings(cls) -> Thresholds:
+        return cls(settings.PHASH_MATCH_DISTANCE, settings.CENTRE_MATCH_DISTANCE, settings.PDQ_MATCH_DISTANCE,
+                   settings.PDQ_MIN_QUALITY)
+
+
+def bits(array: np.ndarray) -> str:
+    return "".join("1" if bit else "0" for bit in np.asarray(array, dtype=bool).ravel())
+
+
+def _centre(image: Image.Image, share: float) -> Image.Image:
+    margin_x, margin_y = image.width * (1 - share) / 2, image.height * (1 - share) / 2
+    return image.crop((round(margin_x), round(margin_y), round(image.width - margin_x), round(image.height - margin_y)))
+
+
+def _band(rows: np.ndarray) -> int:
+    """How many rows, from the first, form a banner: mostly the colour of the edge row (text allowed),
+    ending where the picture starts. 0 when there is none of a plausible height."""
+    height = rows.shape[0]
+    background = np.median(rows[:3])
+    share = (np.abs(rows - background) <= 12).mean(axis=1)
+    run = int(np.argmin(share >= 0.55)) if not (share >= 0.55).all() else height
+    if not 0.02 * height <= run <= BAND_MAX * height or share[:run].mean() < 0.8:
+        return 0
+    return run
+
+
+def trim_banners(image: Image.Image) -> Image.Image:
+    """Cut a caption banner off the top and the bottom: a strip of 2–25% of the height, mostly of one
+    colour (the edge's), with some text on it, ending at the picture."""
+    grey = np.asarray(ImageOps.grayscale(image), dtype=np.int16)
+    top, bottom = _band(grey), _band(grey[::-1])
+    return image.crop((0, top, image.width, grey.shape[0] - bottom)) if top or bottom else image
+
+
+def _phash(image: Image.Image) -> str:
+    return bits(imagehash.phash(image).hash)
+
+
+def _region(image: Image.Image) -> str:
+    """A region's 128-bit signature: pHash (frequencies) and dHash (gradients) side by side. Two views
+    of the same pixels disagree less often than one view twice as long."""
+    return _phash(image) + bits(imagehash.dhash(image).hash)
+
+
+def signature(image: Image.Image) -> Signature:
+    """All signatures of an RGB picture."""
+    trimmed = trim_banners(image)
+    dihedral, quality = pdqhash.compute_dihedral(np.asarray(image))
+    # compute_dihedral gives eight hashes; index 5 is the left-right mirror (checked in the tests).
+    return Signature(
+        phash=_phash(image),
+        phash_flip=_phash(ImageOps.mirror(image)),
+        centre=tuple(_region(_centre(image, share)) for share in SCALES),
+        centre_flip=_region(ImageOps.mirror(_centre(image, SCALES[0]))),
+        trimmed=tuple(_region(_centre(trimmed, share)) for share in SCALES),
+        trimmed_flip=_region(ImageOps.mirror(_centre(trimmed, SCALES[0]))),
+        pdq=bits(dihedral[0]),
+        pdq_flip=bits(dihedral[5]),
+        pdq_quality=int(quality),
+    )
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 2) ^ int(b, 2)).bit_count()
+
+
+@dataclass(frozen=True)
+class MatchEvidence:
+    matched: bool
+    via: str  # phash, phash-mirror, centre, centre-mirror, pdq, pdq-mirror, or "" when no signature agrees
+    distance: int  # bits, of the signature named in `via` (or of the whole-picture pHash when none agrees)
+
+
+def _centre_distance(copy: Signature, original: Signature) -> tuple[int, str]:
+    """The copy's central 70% (or its mirror) against the original's centre at every scale, plain and trimmed."""
+    best = (65, "")
+    for probe, mirrored in ((copy.centre[0], False), (copy.centre_flip, True)):
+        best = min(best, *((hamming(probe, h), "centre-mirror" if mirrored else "centre") for h in original.centre))
+    for probe, mirrored in ((copy.trimmed[0], False), (copy.trimmed_flip, True)):
+        best = min(best, *((hamming(probe, h), "trimmed-mirror" if mirrored else "trimmed") for h in original.trimmed))
+    return best
+
+
+def media_match(a: Signature, b: Signature, thresholds: Thresholds | None = None) -> MatchEvidence:
+    """Do two signatures show the same picture (either may be the altered one)? The closest agreeing
+    signature says how."""
+    t = thresholds or Thresholds.from_settings()
+    whole = min((hamming(a.phash, b.phash), "phash"), (hamming(a.phash_flip, b.phash), "phash-mirror"))
+    if whole[0] <= t.phash:
+        return MatchEvidence(True, whole[1], whole[0])
+    centre = min(_centre_distance(a, b), _centre_distance(b, a))
+    if centre[0] <= t.centre:
+        return MatchEvidence(True, centre[1], centre[0])
+    if a.pdq_quality >= t.pdq_min_quality and b.pdq_quality >= t.pdq_min_quality:
+        pdq = min((hamming(a.pdq, b.pdq), "pdq"), (hamming(a.pdq_flip, b.pdq), "pdq-mirror"))
+        if pdq[0] <= t.pdq:
+            return MatchEvidence(True, pdq[1], pdq[0])
+    return MatchEvidence(False, "", whole[0])
