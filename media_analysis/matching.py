@@ -97,10 +97,16 @@ def _region(image: Image.Image) -> str:
     return _phash(image) + bits(imagehash.dhash(image).hash)
 
 
+WORKING_SIDE = 256  # the pHash-family signatures are taken from a copy this large (they look at 32x32 or less)
+
+
 def signature(image: Image.Image) -> Signature:
     """All signatures of an RGB picture."""
-    trimmed = trim_banners(image)
     dihedral, quality = pdqhash.compute_dihedral(np.asarray(image))
+    if max(image.size) > WORKING_SIDE:
+        image = image.copy()
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    trimmed = trim_banners(image)
     # compute_dihedral gives eight hashes; index 5 is the left-right mirror (checked in the tests).
     return Signature(
         phash=_phash(image),

@@ -1,0 +1,119 @@
+"""Robust matching: mirrored, cropped and captioned copies of real photographs match; unrelated photographs
+do not; the signatures are stored and used by lookups and media clusters on the real database."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pdqhash
+import pytest
+from PIL import Image, ImageOps
+
+from accounts.demo.images import add_banner, meme, photo
+from media_analysis.matching import hamming, media_match, signature, trim_banners
+
+
+def _square(name: str, size: int = 400) -> Image.Image:
+    image = photo(name)
+    side = min(image.size)
+    return image.crop((0, 0, side, side)).resize((size, size), Image.Resampling.LANCZOS)
+
+
+def _crop(image: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
+    w, h = image.size
+    return image.crop((int(w * left), int(h * top), w - int(w * right), h - int(h * bottom)))
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def test_pdq_dihedral_index_five_is_the_mirror_image():
+    image = np.asarray(_square("astronaut"))
+    dihedral, _ = pdqhash.compute_dihedral(image)
+    mirrored, _ = pdqhash.compute(np.asarray(ImageOps.mirror(Image.fromarray(image))))
+    distances = [int((np.asarray(d) != mirrored).sum()) for d in dihedral]
+    assert distances.index(min(distances)) == 5 and min(distances) <= 31
+
+
+COPIES = {
+    "mirror": lambda im: ImageOps.mirror(im),
+    "crop 8% per side": lambda im: _crop(im, 0.08, 0.06, 0.08, 0.07),
+    "mirror and crop": lambda im: ImageOps.mirror(_crop(im, 0.06, 0.08, 0.05, 0.06)),
+    "banner": lambda im: add_banner(im, "#share #truth"),
+    "meme text and jpeg 30": lambda im: _jpeg(meme(im, "when he tweets", "at 3am again"), 30),
+    "grayscale and resize": lambda im: ImageOps.grayscale(im).convert("RGB").resize((200, 200)),
+}
+
+
+@pytest.mark.parametrize("alteration", COPIES)
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee", "rocket"])
+def test_altered_copies_match_and_other_photographs_do_not(name, alteration):
+    original = signature(_square(name))
+    copy = signature(COPIES[alteration](_square(name)))
+    evidence = media_match(copy, original)
+    assert evidence.matched, (alteration, evidence)
+    for other in {"astronaut", "chelsea", "coffee", "rocket", "motorcycle"} - {name}:
+        assert not media_match(copy, signature(_square(other))).matched, other
+
+
+def test_a_mirror_is_far_by_plain_phash_but_matched_as_a_mirror():
+    original = signature(_square("chelsea"))
+    mirrored = signature(ImageOps.mirror(_square("chelsea")))
+    assert hamming(original.phash, mirrored.phash) > 20  # a plain pHash lookup would miss it
+    assert media_match(mirrored, original).via == "phash-mirror"
+
+
+def test_banner_is_trimmed_and_a_photograph_is_left_alone():
+    picture = _square("coffee")
+    with_banner = add_banner(picture, "#share")
+    assert trim_banners(with_banner).size == picture.size
+    assert trim_banners(picture).size == picture.size
+    assert trim_banners(Image.new("RGB", (300, 300), "white")).size == (300, 300)  # all flat: nothing to cut
+
+
+@pytest.mark.django_db
+def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, settings, cast):
+    from media_analysis.hashing import compute_hashes
+    from media_analysis.models import MediaAsset
+    from media_analysis.selectors import media_similar
+    from media_analysis.services import (
+        media_assets_register,
+        media_clusters_rebuild,
+        media_file_store,
+        media_hash_batch,
+        media_hash_claim,
+    )
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    files = {
+        "original": _square("rocket"),
+        "mirrored_cropped": ImageOps.mirror(_crop(_square("rocket"), 0.07, 0.05, 0.06, 0.08)),
+        "bannered": add_banner(_square("rocket"), "#truth"),
+        "other": _square("coffee"),
+    }
+    stored = []
+    for name, image in files.items():
+        path = tmp_path / f"{name}.jpg"
+        image.save(path, quality=90)
+        stored.append((media_file_store(path=path), path.name))
+    media_assets_register(files=stored)
+    while ids := media_hash_claim(limit=10):
+        media_hash_batch(asset_ids=ids)
+    assets = {a.original_name.removesuffix(".jpg"): a for a in MediaAsset.objects.all()}
+    assert all(a.hash_state == "done" and a.signature and a.centre for a in assets.values())
+
+    probe = compute_hashes(tmp_path / "original.jpg", max_pixels=10**7).signature
+    matches = {m.asset.original_name: m for m in media_similar(user=cast["investigator"], signature=probe)}
+    assert set(matches) == {"original.jpg", "mirrored_cropped.jpg", "bannered.jpg"}
+    assert matches["mirrored_cropped.jpg"].via.endswith("mirror") and matches["original.jpg"].distance == 0
+
+    result = media_clusters_rebuild()
+    assert result["with_copies"] == 1
+    cluster = assets["original"].cluster_membership.cluster
+    members = set(cluster.members.values_list("asset__original_name", flat=True))
+    assert members == {"original.jpg", "mirrored_cropped.jpg", "bannered.jpg"}
+    assert assets["other"].cluster_membership.cluster != cluster
