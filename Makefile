@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint venv dev clean-demo
+.PHONY: run test lint venv dev browser clean-demo
 
 run: $(VENV)/.runtime
 	$(PY) manage.py serve
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev browser
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -30,6 +30,16 @@ $(VENV)/.runtime: requirements.txt | $(PY)
 $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install --progress-bar on -r requirements-dev.txt
 	@touch $@
+
+# System packages the tests use: Debian's Chromium for the browser tests (driven by Playwright, never a
+# downloaded browser; it also brings the Pango libraries WeasyPrint renders PDFs with) and poppler-utils'
+# pdftoppm to look at a rendered PDF. Installed here when missing and we may; otherwise the tests that
+# need them are skipped with a message (and fail on CI).
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; \
+	  else echo "Chromium or pdftoppm missing; their tests will be skipped (sudo apt-get install chromium poppler-utils)"; fi; }
 
 # Removes the generated demo data so the next `make run` makes and imports it afresh.
 clean-demo:

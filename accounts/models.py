@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import F, Q
 
@@ -135,6 +136,8 @@ class Post(models.Model):
             # Co-occurrence joins: posts sharing a hashtag or a link.
             GinIndex(fields=["hashtags"], name="post_hashtags_gin"),
             GinIndex(fields=["links"], name="post_links_gin"),
+            # Caption search (accounts.selectors.search_posts); 'simple' so no language is favoured.
+            GinIndex(SearchVector("text", config="simple"), name="post_text_search_gin"),
             # Reposts only: most posts are not, and partial indexes keep bulk loads fast.
             models.Index(fields=["platform", "repost_of_external_id"], name="post_repost_source_idx",
                          condition=~Q(repost_of_external_id="")),

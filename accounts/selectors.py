@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Max, QuerySet
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db.models import Count, F, Max, Min, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.urls import reverse
 
-from accounts.models import Account, Dataset, ImportRun, Post
+from accounts.models import (
+    Account,
+    Cluster,
+    ClusterMember,
+    CoordinationEdge,
+    Dataset,
+    DetectionRun,
+    ImportRun,
+    Post,
+    PostMedia,
+    ReviewStatus,
+)
+from accounts.normalize import normalize_url
 from investigator.roles import INVESTIGATOR, has_role
+from investigator.text import reveal
+from media_analysis.models import MediaAsset, MediaCluster
 from media_analysis.selectors import media_hash_counts
 
 
@@ -57,3 +74,243 @@ def import_runs_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[I
     if not has_role(user, INVESTIGATOR):
         return ImportRun.objects.none()
     return ImportRun.objects.select_related("dataset", "started_by")
+
+
+# --- Accounts, posts and clusters ------------------------------------------------------------------
+
+def accounts_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Account]:
+    if not has_role(user, INVESTIGATOR):
+        return Account.objects.none()
+    return Account.objects.select_related("platform", "profile_image")
+
+
+def posts_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Post]:
+    if not has_role(user, INVESTIGATOR):
+        return Post.objects.none()
+    return Post.objects.select_related("account__platform")
+
+
+def detection_runs_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[DetectionRun]:
+    if not has_role(user, INVESTIGATOR):
+        return DetectionRun.objects.none()
+    return DetectionRun.objects.select_related("dataset", "started_by").order_by("-created_at")
+
+
+def clusters_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Cluster]:
+    if not has_role(user, INVESTIGATOR):
+        return Cluster.objects.none()
+    return Cluster.objects.select_related("detection_run__dataset")
+
+
+CLUSTER_SORTS = {"score": "-score", "size": "-size", "newest": "-detection_run__created_at", "label": "label"}
+REVIEW_FILTERS = ("unreviewed", "in_progress", "reviewed")
+
+
+def clusters_filtered(*, user: AbstractBaseUser | AnonymousUser, dataset: int | None = None, run: int | None = None,
+                      signal: str = "", min_size: int | None = None, min_score: float | None = None,
+                      review: str = "", sort: str = "score") -> QuerySet[Cluster]:
+    """The cluster list's filters. Review state: unreviewed (no member decided), in progress
+    (some decided), reviewed (every member decided)."""
+    clusters = clusters_visible(user=user).annotate(
+        decided=Count("members", filter=~Q(members__review_status=ReviewStatus.UNREVIEWED)))
+    if dataset:
+        clusters = clusters.filter(detection_run__dataset_id=dataset)
+    if run:
+        clusters = clusters.filter(detection_run_id=run)
+    if signal:
+        clusters = clusters.filter(signal_breakdown__has_key=signal)
+    if min_size:
+        clusters = clusters.filter(size__gte=min_size)
+    if min_score is not None:
+        clusters = clusters.filter(score__gte=min_score)
+    if review == "unreviewed":
+        clusters = clusters.filter(decided=0)
+    elif review == "in_progress":
+        clusters = clusters.filter(decided__gt=0, decided__lt=F("size"))
+    elif review == "reviewed":
+        clusters = clusters.filter(decided__gte=F("size"))
+    return clusters.order_by(CLUSTER_SORTS.get(sort, "-score"), "id")
+
+
+def cluster_members(*, cluster: Cluster) -> list[Account]:
+    members = (Account.objects.filter(clustermember__cluster=cluster)
+               .annotate(centrality=F("clustermember__centrality"), posts_stored=Count("posts", distinct=True))
+               .select_related("platform", "profile_image").order_by("-centrality", "handle"))
+    return list(members)
+
+
+def cluster_edges(*, cluster: Cluster) -> QuerySet[CoordinationEdge]:
+    member_ids = ClusterMember.objects.filter(cluster=cluster).values("account_id")
+    return (CoordinationEdge.objects.filter(detection_run_id=cluster.detection_run_id, account_a__in=member_ids,
+                                            account_b__in=member_ids)
+            .select_related("account_a", "account_b").order_by("signal", "-weight"))
+
+
+@dataclass
+class EvidencePair:
+    edge: CoordinationEdge
+    post_a: Post | None
+    post_b: Post | None
+
+
+@dataclass
+class SignalEvidence:
+    signal: str
+    label: str
+    summary: dict
+    edges: int
+    pairs: list[EvidencePair] = field(default_factory=list)
+    account_edges: list[CoordinationEdge] = field(default_factory=list)  # signals without post pairs
+
+
+SIGNAL_LABELS = {
+    "co_image": "Near-identical images within the window", "co_image_reuse": "Images reused much later",
+    "co_text": "Identical text", "co_similar_text": "Near-identical text", "co_link": "Same link",
+    "co_repost": "Reposts of the same original", "co_hashtag_sequence": "Same hashtag set",
+    "shared_avatar": "Copied profile pictures", "creation_burst": "Created together", "dormancy": "Silent together",
+    "look_alike_names": "Look-alike names", "synchronised_activity": "Synchronised activity",
+}
+
+
+def cluster_evidence(*, cluster: Cluster, pairs_per_signal: int = 12) -> list[SignalEvidence]:
+    """Per signal: the cluster's breakdown figures and the first post pairs behind its strongest edges."""
+    edges = list(cluster_edges(cluster=cluster))
+    by_signal: dict[str, list[CoordinationEdge]] = {}
+    for edge in edges:
+        by_signal.setdefault(edge.signal, []).append(edge)
+    wanted: list[tuple[CoordinationEdge, int, int]] = []
+    for signal_edges in by_signal.values():
+        picked = 0
+        for edge in signal_edges:
+            for pair in edge.evidence[: pairs_per_signal - picked]:
+                if isinstance(pair, list | tuple) and len(pair) == 2:
+                    wanted.append((edge, int(pair[0]), int(pair[1])))
+                    picked += 1
+            if picked >= pairs_per_signal:
+                break
+    posts = Post.objects.select_related("account").prefetch_related("media").in_bulk(
+        {p for _, a, b in wanted for p in (a, b)})
+    result = []
+    breakdown = cluster.signal_breakdown or {}
+    for signal, signal_edges in by_signal.items():
+        evidence = SignalEvidence(signal, SIGNAL_LABELS.get(signal, signal), breakdown.get(signal, {}), len(signal_edges))
+        evidence.pairs = [EvidencePair(e, posts.get(a), posts.get(b)) for e, a, b in wanted if e.signal == signal]
+        if not evidence.pairs:
+            evidence.account_edges = signal_edges[:pairs_per_signal]
+        result.append(evidence)
+    result.sort(key=lambda s: -float(s.summary.get("weight", 0) if isinstance(s.summary, dict) else 0))
+    return result
+
+
+def cluster_graph(*, cluster: Cluster, members: list[Account]) -> dict:
+    """Nodes and edges for the network drawing: one edge per account pair, its signals listed."""
+    pairs: dict[tuple[int, int], dict] = {}
+    for edge in cluster_edges(cluster=cluster).values("account_a_id", "account_b_id", "signal", "weight"):
+        key = (edge["account_a_id"], edge["account_b_id"])
+        entry = pairs.setdefault(key, {"signals": [], "weight": 0.0})
+        entry["signals"].append(edge["signal"])
+        entry["weight"] += edge["weight"]
+    return {
+        "nodes": [{"id": str(a.pk), "label": f"@{reveal(a.handle)}", "url": reverse("accounts:account", args=[a.pk]),
+                   "centrality": float(a.centrality or 0), "review": a.review_status} for a in members],
+        "edges": [{"source": str(a), "target": str(b), "weight": round(v["weight"], 2), "signals": sorted(v["signals"])}
+                  for (a, b), v in pairs.items()],
+    }
+
+
+@dataclass
+class SharedPicture:
+    cluster: MediaCluster
+    copies: list[MediaAsset]
+    accounts: list[str]
+    first_posted_at: object
+
+
+def cluster_shared_media(*, cluster: Cluster, limit: int = 12) -> list[SharedPicture]:
+    """Pictures (media clusters) posted by two or more of the cluster's accounts, with the copies they used."""
+    member_ids = list(ClusterMember.objects.filter(cluster=cluster).values_list("account_id", flat=True))
+    rows = (PostMedia.objects.filter(post__account_id__in=member_ids, media__cluster_membership__isnull=False)
+            .values("media__cluster_membership__cluster_id")
+            .annotate(accounts=Count("post__account_id", distinct=True), first=Min("post__posted_at"))
+            .filter(accounts__gte=2).order_by("-accounts", "first")[:limit])
+    found = {r["media__cluster_membership__cluster_id"]: r for r in rows}
+    if not found:
+        return []
+    copies: dict[int, list[MediaAsset]] = {}
+    posted: dict[int, set[str]] = {}
+    for link in (PostMedia.objects.filter(post__account_id__in=member_ids, media__cluster_membership__cluster_id__in=found)
+                 .select_related("media__cluster_membership", "post__account")):
+        cid = link.media.cluster_membership.cluster_id
+        bucket = copies.setdefault(cid, [])
+        if all(m.pk != link.media_id for m in bucket):
+            bucket.append(link.media)
+        posted.setdefault(cid, set()).add(link.post.account.handle)
+    media_clusters = MediaCluster.objects.in_bulk(list(found))
+    return [SharedPicture(media_clusters[cid], sorted(copies.get(cid, []), key=lambda m: m.cluster_membership.distance)[:6],
+                          sorted(posted.get(cid, ())), found[cid]["first"]) for cid in found if cid in media_clusters]
+
+
+@dataclass
+class AccountLink:
+    other: Account
+    edges: list[CoordinationEdge]
+
+    @property
+    def weight(self) -> float:
+        return sum(e.weight for e in self.edges)
+
+
+def account_links(*, account: Account, limit: int = 30) -> list[AccountLink]:
+    """Accounts linked to this one by the latest detection run that linked it at all, strongest first."""
+    touching = CoordinationEdge.objects.filter(Q(account_a=account) | Q(account_b=account))
+    latest = touching.order_by("-detection_run_id").values_list("detection_run_id", flat=True).first()
+    if latest is None:
+        return []
+    links: dict[int, AccountLink] = {}
+    for edge in touching.filter(detection_run_id=latest).select_related("account_a__platform", "account_b__platform"):
+        other = edge.account_b if edge.account_a_id == account.pk else edge.account_a
+        links.setdefault(other.pk, AccountLink(other, [])).edges.append(edge)
+    return sorted(links.values(), key=lambda link: -link.weight)[:limit]
+
+
+def account_activity(*, account: Account) -> list[dict]:
+    rows = (Post.objects.filter(account=account).annotate(day=TruncDate("posted_at")).values("day")
+            .annotate(posts=Count("id")).order_by("day"))
+    return [{"date": r["day"].isoformat(), "posts": r["posts"]} for r in rows]
+
+
+def account_posts(*, account: Account) -> QuerySet[Post]:
+    return (Post.objects.filter(account=account).prefetch_related("media").order_by("-posted_at", "-id"))
+
+
+def account_clusters(*, account: Account) -> QuerySet[Cluster]:
+    return account.clusters.select_related("detection_run__dataset").order_by("-detection_run_id", "-score")
+
+
+# --- Search ----------------------------------------------------------------------------------------
+
+SEARCH_KINDS = ("accounts", "posts", "hashtags", "links")
+
+
+def search_accounts(*, user: AbstractBaseUser | AnonymousUser, query: str) -> QuerySet[Account]:
+    query = query.strip().lstrip("@")
+    return (accounts_visible(user=user).filter(Q(handle__icontains=query) | Q(display_name__icontains=query)
+                                               | Q(external_id=query))
+            .order_by("handle"))
+
+
+def search_posts(*, user: AbstractBaseUser | AnonymousUser, query: str) -> QuerySet[Post]:
+    """Captions by PostgreSQL full-text search ('simple' configuration: every language, no stemming)."""
+    search = SearchQuery(query, config="simple", search_type="websearch")
+    return (posts_visible(user=user).annotate(document=SearchVector("text", config="simple"))
+            .filter(document=search).order_by("-posted_at", "-id"))
+
+
+def search_hashtag(*, user: AbstractBaseUser | AnonymousUser, query: str) -> QuerySet[Post]:
+    tag = query.strip().lstrip("#").lower()
+    return posts_visible(user=user).filter(hashtags__contains=[tag]).order_by("-posted_at", "-id")
+
+
+def search_link(*, user: AbstractBaseUser | AnonymousUser, query: str) -> QuerySet[Post]:
+    link = normalize_url(query.strip()) or query.strip()
+    return posts_visible(user=user).filter(links__contains=[link]).order_by("-posted_at", "-id")

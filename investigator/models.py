@@ -132,3 +132,22 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["subject_type", "subject_id"], name="audit_subject_idx")]
+
+
+class CaseExport(models.Model):
+    """A case file being built on a worker, then downloadable by leads until it expires."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="exports")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    status = models.CharField(max_length=16, default="pending", db_index=True)  # accounts.models.JobStatus values
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    file = models.CharField(max_length=500, blank=True, help_text="Path under EXPORT_ROOT")
+    size_bytes = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from media_analysis.matching import Signature, signature
 
@@ -45,7 +45,10 @@ def load_rgb(path: Path, *, max_pixels: int, draft: int | None = DRAFT_SIDE) -> 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Both are process-wide switches that other libraries flip (WeasyPrint turns truncated-image
+            # loading on when imported): a cut-off picture must fail here, never be padded with grey.
             previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+            previous_truncated, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
             try:
                 image = Image.open(path)
                 image_format = image.format or ""
@@ -58,6 +61,7 @@ def load_rgb(path: Path, *, max_pixels: int, draft: int | None = DRAFT_SIDE) -> 
                 image.load()
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
+                ImageFile.LOAD_TRUNCATED_IMAGES = previous_truncated
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnreadableImage(f"refused as a decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:

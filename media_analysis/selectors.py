@@ -61,21 +61,53 @@ TIER = {"phash": 0, "phash-mirror": 0, "centre": 1, "centre-mirror": 1, "trimmed
         "pdq-mirror": 2}
 
 
-def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int | None = None) -> set[int]:
+KNN_MAX = 10_240
+
+
+def knn_within(cursor, *, table: str, column: str, length: int, vector: str, max_distance: float, k: int = 40,
+               ef: int = 100, where: str = "TRUE", within_only: bool = True) -> list[tuple[int, int]]:
+    """(id, distance) of stored rows near a bit vector, by the HNSW index: the k nearest, with k doubled
+    while the k-th is still within max_distance, so that a picture with hundreds of copies comes back
+    complete (a fixed LIMIT would cut it, and `WHERE distance <= T` with LIMIT keeps the index scanning
+    when fewer than LIMIT rows qualify; see benchmarks/bench_lookup.py). Iterative index scans (pgvector
+    0.8, strict order) keep LIMIT honest beyond ef_search. within_only=False also returns the nearest
+    rows beyond max_distance (candidates for checks that use other signatures too).
+
+    table, column and where are trusted identifiers from the caller; the vector is a parameter."""
+    ef = max(ef, k)
+    with transaction.atomic():
+        cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        while True:
+            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(min(1000, ef))])
+            cursor.execute(f"SELECT id, {column} <~> %s::bit({length}) AS d FROM {table} WHERE {where} "  # noqa: S608
+                           f"ORDER BY {column} <~> %s::bit({length}) LIMIT %s", [vector, vector, k])
+            rows = cursor.fetchall()
+            if len(rows) < k or rows[-1][1] > max_distance or k >= KNN_MAX:
+                return [(i, int(d)) for i, d in rows if not within_only or d <= max_distance]
+            # A picture with many copies: near-equal hashes make the graph search miss some with a small
+            # candidate list, so the next round searches wide at once (measured in bench_lookup).
+            k, ef = max(4 * k, 1000), 1000
+
+
+def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int | None = None,
+                     thresholds: Thresholds | None = None) -> set[int]:
     """Stored pictures near a probe on any indexed signature: whole-picture pHash (and the probe's mirror),
-    PDQ (and its mirror) when trusted, and the central region (plain, mirrored, without banners) — each an
-    HNSW k-NN query."""
-    probes = [("phash", 64, probe.phash), ("phash", 64, probe.phash_flip), ("centre", 128, probe.centre[0]),
-              ("centre", 128, probe.centre_flip), ("centre", 128, probe.trimmed[0]), ("centre", 128, probe.trimmed_flip)]
+    PDQ (and its mirror) when trusted, and the central region (plain, mirrored, without banners). Per
+    signature: the `neighbours` nearest, and every stored picture within that signature's threshold
+    however many there are (knn_within)."""
+    thresholds = thresholds or Thresholds.from_settings()
+    probes = [("phash", 64, probe.phash, thresholds.phash), ("phash", 64, probe.phash_flip, thresholds.phash),
+              ("centre", 128, probe.centre[0], thresholds.centre), ("centre", 128, probe.centre_flip, thresholds.centre),
+              ("centre", 128, probe.trimmed[0], thresholds.centre), ("centre", 128, probe.trimmed_flip, thresholds.centre)]
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
-        probes += [("pdq", 256, probe.pdq), ("pdq", 256, probe.pdq_flip)]
-    parts, args = [], []
-    for column, length, vector in probes:
-        parts.append(f"(SELECT id FROM media_analysis_mediaasset WHERE hash_state = 'done' AND {column} IS NOT NULL "  # noqa: S608
-                     f"ORDER BY {column} <~> %s::bit({length}) LIMIT %s)")
-        args += [vector, neighbours]
-    cursor.execute(" UNION ".join(parts), args)  # column names come from the list above; vectors are parameters
-    return {row[0] for row in cursor.fetchall()} - {exclude}
+        probes += [("pdq", 256, probe.pdq, thresholds.pdq), ("pdq", 256, probe.pdq_flip, thresholds.pdq)]
+    found: set[int] = set()
+    for column, length, vector, threshold in probes:
+        rows = knn_within(cursor, table="media_analysis_mediaasset", column=column, length=length, vector=vector,
+                          max_distance=threshold, k=neighbours, where=f"hash_state = 'done' AND {column} IS NOT NULL",
+                          within_only=False)
+        found.update(i for i, _ in rows)
+    return found - {exclude}
 
 
 def media_similar(
@@ -97,9 +129,8 @@ def media_similar(
     thresholds = Thresholds.from_settings()
     if max_distance is not None:
         thresholds = replace(thresholds, phash=max_distance)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, candidates)])
-        ids = media_candidates(cursor, signature, neighbours=candidates)
+    with connection.cursor() as cursor:
+        ids = media_candidates(cursor, signature, neighbours=candidates, thresholds=thresholds)
     assets = MediaAsset.objects.filter(pk__in=ids).annotate(phash_distance=HammingDistance("phash", signature.phash))
     matches = []
     for asset in assets:

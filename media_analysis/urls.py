@@ -6,5 +6,6 @@ app_name = "media_analysis"
 
 urlpatterns = [
     path("media/lookup/", views.image_lookup, name="lookup"),
+    path("media/<int:asset_id>/", views.media_detail, name="media"),
     path("media/file/<str:sha256>/", views.media_file, name="file"),
 ]

@@ -11,10 +11,11 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from investigator.roles import INVESTIGATOR, has_role
+from investigator.selectors import cases_for_picker
 from media_analysis.forms import ImageLookupForm
 from media_analysis.hashing import UnreadableImage, compute_hashes
 from media_analysis.models import HashState, MediaAsset
-from media_analysis.selectors import media_similar
+from media_analysis.selectors import media_similar, stored_signature
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
@@ -64,3 +65,17 @@ def image_lookup(request: HttpRequest) -> HttpResponse:
     is_partial = request.htmx and not request.htmx.boosted
     template = "media_analysis/partials/lookup_results.html" if is_partial else "media_analysis/lookup.html"
     return render(request, template, {"form": form, "matches": matches, "error": error})
+
+
+@require_GET
+@login_required
+def media_detail(request: HttpRequest, asset_id: int) -> HttpResponse:
+    """One stored picture: every copy and near-copy, who posted each and when, the first appearance marked."""
+    _require_investigator(request)
+    asset = get_object_or_404(MediaAsset, pk=asset_id)
+    signature = stored_signature(asset)
+    matches = media_similar(user=request.user, signature=signature) if signature is not None else None
+    return render(request, "media_analysis/media.html", {
+        "asset": asset, "matches": matches, "error": "" if signature else asset.hash_error or "Not hashed yet.",
+        "cases": cases_for_picker(user=request.user),
+    })

@@ -8,6 +8,9 @@ How the network is built (the documented rule):
   co_image_reuse) weigh 1 each. They are weak alone: accounts created on the same day happen by chance.
 * A pair of accounts enters the network when its content weight is at least `min_content_pairs` (2), or at
   least 1 with one supporting signal besides. Weaker pairs are dropped and never join a cluster.
+* So supporting signals only matter between accounts that content links, and the account-level ones
+  (creation_burst, dormancy, look_alike_names, synchronised_activity) are looked for among those accounts
+  only: over a whole population they grow with its square.
 * Communities are found with the Leiden algorithm (leidenalg on igraph, modularity, fixed seed) on the
   summed weights; communities smaller than `min_cluster_size` are dropped.
 """
@@ -93,8 +96,9 @@ def detection_run_execute(*, run: DetectionRun, progress: Callable[[str], None] 
             progress(label)
 
     try:
-        with transaction.atomic():
-            result = _detect(run, advance)
+        # Not one transaction: progress must be visible to the page while the signals run. Nothing is
+        # written before the edges and clusters, which are stored together in one transaction.
+        result = _detect(run, advance)
     except Exception as exc:
         logger.exception("detection run %s failed", run.pk)
         DetectionRun.objects.filter(pk=run.pk).update(
@@ -120,11 +124,19 @@ def _detect(run: DetectionRun, advance: Callable[[str], None]) -> dict:
     advance("media clusters")
     activity = S.account_activity(params)
     edges: list[S.Edge] = []
-    for name in run.signals:
-        if name == "engagement_anomalies":
-            continue
-        if name in ("creation_burst", "look_alike_names"):
-            found = S.SIGNALS[name](params, activity)
+    # Content signals first. The account-level supporting signals are then looked for only among accounts
+    # that content already links: by the weak-edge rule they only ever strengthen such pairs, and over a
+    # whole population they grow with its square (every common name stem, every busy creation day).
+    ordered = sorted((n for n in run.signals if n != "engagement_anomalies"), key=lambda n: n not in CONTENT_SIGNALS)
+    linked: set[int] = set()
+    for name in ordered:
+        if name in CONTENT_SIGNALS:
+            found = S.SIGNALS[name](params)
+            linked.update(a for e in found for a in (e.a, e.b))
+        elif name in ("creation_burst", "look_alike_names"):
+            found = S.SIGNALS[name](params, activity, among=linked)
+        elif name == "synchronised_activity":
+            found = S.SIGNALS[name](params, among=linked)
         else:
             found = S.SIGNALS[name](params)
         edges.extend(found)
@@ -132,13 +144,14 @@ def _detect(run: DetectionRun, advance: Callable[[str], None]) -> dict:
     flags = S.engagement_anomalies(params) if "engagement_anomalies" in run.signals else {}
     known_sources = S.known_source_avatars(params) if "shared_avatar" in run.signals else {}
     advance("engagement")
-    _edges_store(run, edges)
     communities = _communities(edges, run.parameters)
     advance("communities")
     clusters = [_cluster_describe(members, edges, activity, flags, known_sources, params)
                 for members in communities]
     clusters.sort(key=lambda c: -c["score"])
-    _clusters_store(run, clusters)
+    with transaction.atomic():
+        _edges_store(run, edges)
+        _clusters_store(run, clusters)
     advance("clusters")
     by_signal = Counter(e.signal for e in edges)
     return {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -236,24 +236,29 @@ def co_similar_text(params: Params) -> list[Edge]:
     share such a rare word (and fall within the window) are ever compared."""
     source, args = _posts(params)
     with connection.cursor() as cursor:
-        cursor.execute(f"""SELECT p.id, p.account_id, extract(epoch FROM p.posted_at), p.text FROM {source}
+        cursor.execute(f"""SELECT p.id, p.account_id, extract(epoch FROM p.posted_at)::float8, p.text FROM {source}
                            WHERE p.repost_of_external_id = '' AND p.text <> '' ORDER BY p.posted_at, p.id""", args)
         rows = cursor.fetchall()
     sets = [frozenset(WORD_RE.findall(URL_OR_MENTION_RE.sub(" ", text.casefold()))) for _, _, _, text in rows]
     frequency = Counter(word for words in sets for word in words)
-    threshold = params.similar_text_threshold
-    index: dict[str, list[int]] = defaultdict(list)
+    threshold, window = params.similar_text_threshold, params.window
+    # Per word, the posts (in time order) that have it in their prefix; entries older than the window
+    # are dropped from the front as time moves on, so each list only holds the current window.
+    index: dict[str, deque[int]] = defaultdict(deque)
     found: dict[tuple[int, int], list[tuple[float, int, int]]] = defaultdict(list)
-    start = 0
     for i, (post_id, account_id, when, _) in enumerate(rows):
         words = sets[i]
         if len(words) < params.similar_text_min_words:
             continue
-        while float(rows[start][2]) < float(when) - params.window:
-            start += 1
         ranked = sorted(words, key=lambda w: (frequency[w], w))
         prefix = ranked[: len(ranked) - math.ceil(threshold * len(ranked)) + 1]
-        candidates = {j for word in prefix for j in index[word] if j >= start}
+        candidates = set()
+        for word in prefix:
+            posts = index[word]
+            while posts and rows[posts[0]][2] < when - window:
+                posts.popleft()
+            candidates.update(posts)
+            posts.append(i)
         for j in candidates:
             other = rows[j]
             if other[1] == account_id:
@@ -262,9 +267,7 @@ def co_similar_text(params: Params) -> list[Edge]:
             if union and len(words & sets[j]) / union >= threshold:
                 a, b = sorted((account_id, other[1]))
                 pair = [other[0], post_id] if other[1] == a else [post_id, other[0]]
-                found[(a, b)].append((float(when) - float(other[2]), *pair))
-        for word in prefix:
-            index[word].append(i)
+                found[(a, b)].append((when - other[2], *pair))
     edges = []
     for (a, b), pairs in found.items():
         pairs.sort()
@@ -354,19 +357,23 @@ def _bursts(times: list[tuple], window: int, minimum: int) -> list[list[int]]:
     return groups
 
 
-def creation_burst(params: Params, activity: dict[int, dict] | None = None) -> list[Edge]:
+def _among(activity: dict[int, dict], among: set[int] | None) -> dict[int, dict]:
+    return activity if among is None else {a: v for a, v in activity.items() if a in among}
+
+
+def creation_burst(params: Params, activity: dict[int, dict] | None = None, among: set[int] | None = None) -> list[Edge]:
     """Accounts created within one day of each other (several of them), and accounts that fell silent
-    on the same day. Each is weak alone; with content signals it explains a network's set-up."""
-    activity = activity if activity is not None else account_activity(params)
+    on the same day. Each is weak alone; with content signals it explains a network's set-up. `among`
+    limits it to those accounts (detection passes the accounts content signals link)."""
+    activity = _among(activity if activity is not None else account_activity(params), among)
     edges: list[Edge] = []
     created = [(v["created"], a) for a, v in activity.items()]
     for group in _bursts(created, params.creation_window, params.creation_min_accounts):
         day = min(activity[a]["created"] for a in group).date().isoformat()
         estimated = any(activity[a]["created_estimated"] for a in group)
-        for i, a in enumerate(group):
-            for b in group[i + 1:]:
-                edges.append(Edge("creation_burst", a, b, 1.0, [], {"created": day, "accounts": len(group),
-                                                                     "estimated": estimated}))
+        for a, b in _group_pairs(group):
+            edges.append(Edge("creation_burst", a, b, 1.0, [], {"created": day, "accounts": len(group),
+                                                                 "estimated": estimated}))
     end = max((v["last_post"] for v in activity.values() if v["last_post"]), default=None)
     if end is not None:
         # Silent from a day well before the data ends (30 days), together with others.
@@ -374,29 +381,49 @@ def creation_burst(params: Params, activity: dict[int, dict] | None = None) -> l
                    if v["last_post"] and v["posts"] >= 2 and end - v["last_post"] > timedelta(days=30)]
         for group in _bursts(dormant, params.creation_window, params.dormancy_min_accounts):
             day = max(activity[a]["last_post"] for a in group).date().isoformat()
-            for i, a in enumerate(group):
-                for b in group[i + 1:]:
-                    edges.append(Edge("dormancy", a, b, 1.0, [], {"silent_since": day, "accounts": len(group)}))
+            for a, b in _group_pairs(group):
+                edges.append(Edge("dormancy", a, b, 1.0, [], {"silent_since": day, "accounts": len(group)}))
     return edges
+
+
+GROUP_CLIQUE_MAX = 300
+
+
+def _group_pairs(group: list[int], neighbours: int = 10) -> list[tuple[int, int]]:
+    """Ordered account pairs linking a group: every pair for up to GROUP_CLIQUE_MAX accounts; beyond,
+    each account with its `neighbours` next ones in time order, so edges grow linearly, not quadratically."""
+    pairs = []
+    for i, a in enumerate(group):
+        others = group[i + 1:] if len(group) <= GROUP_CLIQUE_MAX else group[i + 1:i + 1 + neighbours]
+        pairs.extend((min(a, b), max(a, b)) for b in others)
+    return pairs
 
 
 def _stem_text(handle: str) -> str:
     return re.sub(r"[\d._\-]+", "", handle.casefold())
 
 
-def look_alike_names(params: Params, activity: dict[int, dict] | None = None) -> list[Edge]:
+def look_alike_names(params: Params, activity: dict[int, dict] | None = None, among: set[int] | None = None,
+                     block: int = 2000) -> list[Edge]:
     """Handles that share a long stem once digits and separators are removed ("dump.chump2020" and
-    "dumpchump_resist" share "dumpchump"), scored with RapidFuzz's partial ratio."""
+    "dumpchump_resist" share "dumpchump"), scored with RapidFuzz's partial ratio. Compared in blocks of
+    rows, so memory stays at block × accounts scores; `among` limits it to those accounts."""
     from rapidfuzz import fuzz, process
 
-    activity = activity if activity is not None else account_activity(params)
+    activity = _among(activity if activity is not None else account_activity(params), among)
     ids = [a for a, v in activity.items() if len(_stem_text(v["handle"])) >= params.name_min_stem]
     stems = [_stem_text(activity[a]["handle"]) for a in ids]
     if len(ids) < 2:
         return []
-    scores = process.cdist(stems, stems, scorer=fuzz.partial_ratio, score_cutoff=params.name_min_score, workers=1)
+    pairs = []
+    for start in range(0, len(stems), block):
+        scores = process.cdist(stems[start:start + block], stems, scorer=fuzz.partial_ratio,
+                               score_cutoff=params.name_min_score, dtype=np.uint8, workers=1)
+        rows, cols = np.nonzero(scores)
+        keep = cols > rows + start
+        pairs.extend(zip((rows[keep] + start).tolist(), cols[keep].tolist(), strict=True))
     edges = []
-    for i, j in zip(*np.nonzero(np.triu(scores, k=1)), strict=True):
+    for i, j in pairs:
         stem = _common_stem(stems[i], stems[j])
         if len(stem) >= params.name_min_stem:
             edges.append(Edge("look_alike_names", ids[i], ids[j], 1.0, [],
@@ -411,9 +438,10 @@ def _common_stem(x: str, y: str) -> str:
     return x[match.a: match.a + match.size]
 
 
-def synchronised_activity(params: Params) -> list[Edge]:
+def synchronised_activity(params: Params, among: set[int] | None = None, block: int = 2000) -> list[Edge]:
     """Accounts whose posting-time series (posts per hour) are strongly correlated, over the hours they
-    were active together."""
+    were active together. Correlations are computed a block of rows at a time (memory: block × accounts);
+    `among` limits it to those accounts."""
     source, args = _posts(params)
     with connection.cursor() as cursor:
         cursor.execute(f"""
@@ -424,7 +452,7 @@ def synchronised_activity(params: Params) -> list[Edge]:
     counts = defaultdict(int)
     for a, _, n in rows:
         counts[a] += n
-    accounts = sorted(a for a in per_account if counts[a] >= params.sync_min_posts)
+    accounts = sorted(a for a in per_account if counts[a] >= params.sync_min_posts and (among is None or a in among))
     if len(accounts) < 2:
         return []
     bins = sorted({b for a, b, _ in rows if a in set(accounts)})
@@ -435,16 +463,19 @@ def synchronised_activity(params: Params) -> list[Edge]:
         if a in row_of:
             matrix[row_of[a], column[b]] = n
     active = (matrix > 0).astype(np.float32)
-    shared = active @ active.T
     centred = matrix - matrix.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(centred, axis=1)
     norms[norms == 0] = 1
-    correlation = (centred @ centred.T) / np.outer(norms, norms)
     edges = []
-    hits = np.argwhere(np.triu((correlation >= params.sync_min_correlation) & (shared >= params.sync_min_shared_bins), 1))
-    for i, j in hits:
-        edges.append(Edge("synchronised_activity", accounts[i], accounts[j], float(shared[i, j]), [],
-                          {"correlation": round(float(correlation[i, j]), 3), "shared_hours": int(shared[i, j])}))
+    for start in range(0, len(accounts), block):
+        rows = slice(start, start + block)
+        shared = active[rows] @ active.T
+        correlation = (centred[rows] @ centred.T) / np.outer(norms[rows], norms)
+        hit = (correlation >= params.sync_min_correlation) & (shared >= params.sync_min_shared_bins)
+        for i, j in np.argwhere(hit):
+            if j > i + start:
+                edges.append(Edge("synchronised_activity", accounts[i + start], accounts[j], float(shared[i, j]), [],
+                                  {"correlation": round(float(correlation[i, j]), 3), "shared_hours": int(shared[i, j])}))
     return edges
 
 

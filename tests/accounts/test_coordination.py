@@ -192,6 +192,11 @@ def test_look_alike_names(dataset):
     assert pairs(edges, "look_alike_names") == {ordered(x, y) for i, x in enumerate(family) for y in family[i + 1:]}
     assert {e.detail["stem"] for e in edges} == {"dumpchump"}
     assert other.pk not in {a for e in edges for a in (e.a, e.b)}
+    # Blocks of rows (memory) give the same pairs; `among` keeps to the accounts given.
+    blocked = S.look_alike_names(S.Params(dataset_id=dataset.pk), block=1)
+    assert pairs(blocked, "look_alike_names") == pairs(edges, "look_alike_names")
+    among = S.look_alike_names(S.Params(dataset_id=dataset.pk), among={family[0].pk, family[1].pk, other.pk})
+    assert pairs(among, "look_alike_names") == {ordered(family[0], family[1])}
 
 
 def test_synchronised_activity(dataset):
@@ -203,6 +208,38 @@ def test_synchronised_activity(dataset):
         post(c, hour * 60)
     edges = S.synchronised_activity(S.Params(dataset_id=dataset.pk))
     assert pairs(edges, "synchronised_activity") == {ordered(a, b)}
+    assert pairs(S.synchronised_activity(S.Params(dataset_id=dataset.pk), block=1), "synchronised_activity") == {ordered(a, b)}
+    assert S.synchronised_activity(S.Params(dataset_id=dataset.pk), among={a.pk, c.pk}) == []
+
+
+def test_large_groups_are_linked_linearly_not_as_cliques():
+    small = S._group_pairs([5, 1, 3])
+    assert sorted(small) == [(1, 3), (1, 5), (3, 5)]
+    big = list(range(1000))
+    linked = S._group_pairs(big)
+    assert len(linked) < 10 * len(big) and len(set(linked)) == len(linked)
+    assert {a for pair in linked for a in pair} == set(big)  # nobody left out
+
+
+def test_detection_looks_for_supporting_signals_only_among_content_linked_accounts(dataset):
+    """Over a whole population, name stems and busy creation days grow with its square; they only ever
+    strengthen pairs that content links, so detection looks for them there only."""
+    twins = [account(dataset, h, created=datetime(2018, 8, 3, 9, tzinfo=UTC))
+             for h in ("dumpchump1", "dumpchump2", "dumpchump3")]
+    strangers = [account(dataset, h, created=datetime(2018, 8, 3, 10, tzinfo=UTC))
+                 for h in ("annasmith1", "annasmith2", "annasmith3")]
+    for i, member in enumerate(twins):
+        post(member, i, text="Everyone must see this video right now before it is deleted")
+        post(member, 100 + i, text="Second identical message from the network, share it everywhere")
+    for i, member in enumerate(strangers):
+        post(member, 5000 + 900 * i, text=f"My own thoughts number {i} about the weather and my garden")
+    run = detection_run_execute(run=detection_run_create(dataset=dataset, signals=["co_text", "look_alike_names",
+                                                                                      "creation_burst"], enqueue=False))
+    stored = {(e.signal, e.account_a_id, e.account_b_id) for e in run.edges.all()}
+    strangers_ids = {a.pk for a in strangers}
+    assert not any(a in strangers_ids or b in strangers_ids for _, a, b in stored)
+    assert {s for s, _, _ in stored} == {"co_text", "look_alike_names", "creation_burst"}
+    assert run.clusters.count() == 1
 
 
 def test_engagement_anomalies(dataset):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from media_analysis.hashing import UnreadableImage, compute_hashes
 from media_analysis.models import MediaAsset
@@ -87,13 +87,17 @@ def test_non_images_are_refused_clearly(tmp_path, content, message):
         compute_hashes(path, max_pixels=MAX_PIXELS)
 
 
-def test_truncated_image_is_refused(tmp_path):
+@pytest.mark.parametrize("library_switch", [False, True], ids=["default", "truncated-loading-on"])
+def test_truncated_image_is_refused(tmp_path, monkeypatch, library_switch):
+    # Some libraries (WeasyPrint among them) turn Pillow's truncated-image loading on for the whole process.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", library_switch)
     buffer = io.BytesIO()
     _photo().save(buffer, format="PNG")
     path = tmp_path / "cut.png"
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     with pytest.raises(UnreadableImage, match="damaged or truncated"):
         compute_hashes(path, max_pixels=MAX_PIXELS)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is library_switch
 
 
 def test_decompression_bomb_is_refused(tmp_path):

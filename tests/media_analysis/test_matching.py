@@ -117,3 +117,39 @@ def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, se
     members = set(cluster.members.values_list("asset__original_name", flat=True))
     assert members == {"original.jpg", "mirrored_cropped.jpg", "bannered.jpg"}
     assert assets["other"].cluster_membership.cluster != cluster
+
+
+@pytest.mark.django_db
+def test_knn_within_returns_every_copy_of_a_picture_with_many_copies():
+    """A fixed LIMIT would cut a viral picture's copies; the doubling k-NN returns exactly the hashes within
+    the threshold, as an exact scan does, through the HNSW index."""
+    import random
+
+    from django.db import connection
+
+    from media_analysis.selectors import knn_within
+
+    rng = random.Random(3)
+    probe = rng.getrandbits(64)
+    rows = []
+    for i in range(150):  # copies: 0-5 bits from the probe
+        value = probe
+        for bit in rng.sample(range(64), rng.randrange(6)):
+            value ^= 1 << bit
+        rows.append((i, value))
+    rows += [(150 + i, rng.getrandbits(64)) for i in range(400)]  # unrelated pictures
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE knn_probe (id integer, v bit(64))")
+        cursor.executemany("INSERT INTO knn_probe VALUES (%s, %s::bit(64))", [(i, format(v, "064b")) for i, v in rows])
+        cursor.execute("CREATE INDEX ON knn_probe USING hnsw (v bit_hamming_ops) WITH (m = 16, ef_construction = 64)")
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            found = knn_within(cursor, table="knn_probe", column="v", length=64, vector=format(probe, "064b"),
+                               max_distance=8, k=10)
+            cursor.execute("EXPLAIN SELECT id FROM knn_probe ORDER BY v <~> %s::bit(64) LIMIT 10", [format(probe, "064b")])
+            plan = " ".join(r[0] for r in cursor.fetchall())
+        finally:
+            cursor.execute("SET enable_seqscan = on")
+    exact = {i for i, v in rows if bin(v ^ probe).count("1") <= 8}
+    assert len(exact) >= 150 and {i for i, _ in found} == exact
+    assert all(d <= 8 for _, d in found) and "knn_probe_v_idx" in plan

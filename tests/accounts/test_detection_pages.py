@@ -1,0 +1,88 @@
+"""Starting a detection from the page, its live progress, and who may do it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connections
+from django.urls import reverse
+
+from accounts.coordination.services import detection_run_create, detection_run_execute
+from accounts.models import DetectionRun
+from tests.workbench import build_investigation
+
+
+def _wait_for(run_id: int, timeout: float = 120) -> DetectionRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = DetectionRun.objects.get(pk=run_id)
+        if run.status in ("succeeded", "failed"):
+            return run
+        time.sleep(0.3)
+    raise AssertionError(f"detection run {run_id} did not finish")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["outsider", "investigator", "lead", "reviewer", "admin"])
+def test_detection_pages_need_a_role(client, cast, role):
+    run = DetectionRun.objects.create(status="running", progress_total=10, progress_done=4)
+    client.force_login(cast[role])
+    expected = 403 if role == "outsider" else 200
+    assert client.get(reverse("accounts:detections")).status_code == expected
+    assert client.get(reverse("accounts:detection", args=[run.pk])).status_code == expected
+    if role == "outsider":
+        assert client.post(reverse("accounts:detections"), {}).status_code == 403
+        return
+    fragment = client.get(reverse("accounts:detection", args=[run.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith('<div id="detection-progress"') and 'hx-trigger="every 1s"' in fragment
+    assert '<progress max="100" value="40">' in fragment
+
+
+@pytest.mark.django_db
+def test_bad_detection_form_is_refused_with_reasons(client, cast):
+    inv = build_investigation()
+    client.force_login(cast["investigator"])
+    response = client.post(reverse("accounts:detections"), {"dataset": inv.dataset.pk, "signals": ["co_vibes"], "window": -1})
+    body = response.content.decode()
+    assert response.status_code == 200 and "co_vibes is not one of the available choices" in body
+    assert DetectionRun.objects.count() == 1  # only the hand-built one
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_is_visible_while_the_signals_run():
+    inv = build_investigation()
+    run = detection_run_create(dataset=inv.dataset, signals=["co_text", "creation_burst"], enqueue=False)
+    seen: list[int] = []
+
+    def progress(label: str) -> None:
+        def read() -> None:  # another connection, as the page's
+            seen.append(DetectionRun.objects.get(pk=run.pk).progress_done)
+            connections.close_all()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join()
+
+    detection_run_execute(run=run, progress=progress)
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) >= 4
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("celery_worker_process", ["filesystem"], indirect=True)
+def test_detection_started_on_the_page_runs_on_a_worker(client, cast, celery_worker_process):
+    inv = build_investigation()
+    client.force_login(cast["investigator"])
+    response = client.post(reverse("accounts:detections"),
+                           {"dataset": inv.dataset.pk, "signals": ["co_text", "creation_burst"], "window": 600})
+    run = DetectionRun.objects.exclude(pk=inv.run.pk).get()
+    assert response.status_code == 302 and response["Location"] == reverse("accounts:detection", args=[run.pk])
+    run = _wait_for(run.pk)
+    assert run.status == "succeeded" and run.started_by == cast["investigator"] and run.parameters["window"] == 600
+    assert run.summary["clusters"] == 1
+    page = client.get(reverse("accounts:detection", args=[run.pk])).content.decode()
+    cluster = run.clusters.get()
+    assert "Succeeded" in page and reverse("accounts:cluster", args=[cluster.pk]) in page and "every 1s" not in page
+    assert {a.handle for a in cluster.members.all()} == {a.handle for a in inv.accounts if a.handle != "organic_reader"}
