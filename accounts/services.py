@@ -122,13 +122,13 @@ def import_run_queue(
 
 
 def upload_store(*, files: list[UploadedFile]) -> list[Path]:
-    """Save uploaded files under var/uploads in a fresh folder, under safe names; chunks, never whole files in memory."""
+    """Save uploaded files under UPLOAD_ROOT in a fresh folder, under safe names; chunks, never whole files in memory."""
     import uuid
 
     from django.conf import settings
     from django.utils.text import get_valid_filename
 
-    folder = Path(settings.VAR_DIR) / "uploads" / uuid.uuid4().hex
+    folder = Path(settings.UPLOAD_ROOT) / uuid.uuid4().hex
     folder.mkdir(parents=True)
     stored = []
     for index, upload in enumerate(files):

@@ -50,7 +50,8 @@ class CaseStatusForm(forms.Form):
     status = forms.ChoiceField(choices=Case.Status.choices)
 
 
-def _people():  # noqa: ANN202 - a QuerySet of users
+def people():  # noqa: ANN202 - a QuerySet of users
+    """Everyone who can be given or join a case: active, with a role."""
     return get_user_model().objects.filter(is_active=True, groups__isnull=False).distinct().order_by("username")
 
 
@@ -59,7 +60,7 @@ class CaseAssignForm(forms.Form):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = _people()
+        self.fields["assignee"].queryset = people()
 
 
 class CaseMemberForm(forms.Form):
@@ -67,7 +68,7 @@ class CaseMemberForm(forms.Form):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["member"].queryset = _people()
+        self.fields["member"].queryset = people()
 
 
 class ReviewForm(forms.Form):

@@ -26,3 +26,10 @@ class IsLead(_HasRole):
 
 class IsReviewer(_HasRole):
     role = REVIEWER
+
+
+class IsAuditor(BasePermission):
+    """The whole audit trail: leads, reviewers and admins."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return has_role(request.user, LEAD) or has_role(request.user, REVIEWER)

@@ -11,7 +11,7 @@ from django.db.models import Count, Max, Q, QuerySet
 
 from accounts.models import Account, ClusterMember, ReviewStatus
 from investigator.disarm import technique_name
-from investigator.models import AuditEvent, Case, CaseItem, ReviewDecision
+from investigator.models import Annotation, AuditEvent, Case, CaseExport, CaseItem, ReviewDecision
 from investigator.roles import INVESTIGATOR, LEAD, REVIEWER, has_role
 from investigator.services import GENESIS_HASH, audit_event_content, audit_event_hash
 
@@ -75,6 +75,19 @@ def case_timeline(*, case: Case) -> QuerySet[AuditEvent]:
     return case.audit_events.order_by("-id")
 
 
+def annotations_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Annotation]:
+    """Notes on the items of the cases the user can see."""
+    return (Annotation.objects.filter(case_item__case__in=cases_visible(user=user).values("pk"))
+            .select_related("author", "case_item").order_by("created_at", "id"))
+
+
+def case_exports_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[CaseExport]:
+    """Case files are for leads (and admins): of every case they can see."""
+    if not has_role(user, LEAD):
+        return CaseExport.objects.none()
+    return CaseExport.objects.filter(case__in=cases_visible(user=user).values("pk")).select_related("case", "requested_by")
+
+
 # --- Review ----------------------------------------------------------------------------------------
 
 def accounts_in_own_cases(*, user: AbstractBaseUser, account_ids: Iterable[int]) -> set[int]:
@@ -102,6 +115,12 @@ def review_queue(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Account]
             cluster__in=CaseItem.objects.filter(case__created_by=user, kind="cluster").values("cluster_id")).values("account_id")
         queue = queue.exclude(pk__in=own_direct).exclude(pk__in=own_clusters)
     return queue
+
+
+def decisions_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[ReviewDecision]:
+    if not has_role(user, INVESTIGATOR):
+        return ReviewDecision.objects.none()
+    return ReviewDecision.objects.select_related("reviewer")
 
 
 def decisions_of(*, user: AbstractBaseUser | AnonymousUser, account: Account) -> QuerySet[ReviewDecision]:

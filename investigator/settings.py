@@ -44,6 +44,9 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "django_celery_results",
     "investigator",
@@ -139,6 +142,8 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise expects it before collectstatic has run
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
+# Uploaded import files wait here for a worker (and stay as the import's source of record).
+UPLOAD_ROOT = Path(env_str("UPLOAD_ROOT", str(VAR_DIR / "uploads")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -229,13 +234,42 @@ SERVE_CELERY_CONCURRENCY = env_int("CELERY_CONCURRENCY", 2, minimum=1, maximum=6
 
 # --- REST framework ---------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first, so an unauthenticated call gets 401 with "WWW-Authenticate: Token", not a bare 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
+    # Each view names its role (investigator.permissions); this is the floor for anything that does not.
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "investigator.rest.Pages",
     "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "investigator.rest.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Investigator API",
+    "DESCRIPTION": (
+        "Accounts, posts, pictures, imports, detection runs, clusters, cases, review decisions and case files. "
+        "Authenticate with a session or `Authorization: Token <key>` (manage.py drf_create_token USER). "
+        "The same roles as the pages: investigators read and build cases, reviewers decide, leads assign and export."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The docs page's scripts and styles come from the drf-spectacular-sidecar wheel, served as our own static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "accounts.models.JobStatus",
+        "CaseStatusEnum": "investigator.models.Case.Status",
+        "ReviewStatusEnum": "accounts.models.ReviewStatus",
+        "DecisionStateEnum": "investigator.models.ReviewDecision.State",
+    },
 }
 
 LOGGING = {

@@ -24,6 +24,6 @@ urlpatterns = [
     path("audit/", views.audit, name="audit"),
     path("", include("accounts.urls")),
     path("", include("media_analysis.urls")),
-    path("api/", include("accounts.api_urls")),
+    path("api/", include("investigator.api_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -38,6 +39,7 @@ from investigator.selectors import (
     audit_chain_verify,
     audit_events_visible,
     case_activity,
+    case_exports_visible,
     case_items,
     case_timeline,
     cases_visible,
@@ -304,9 +306,9 @@ def case_member_add_view(request: HttpRequest, case_id: int) -> HttpResponse:
 
 # --- Case file exports -----------------------------------------------------------------------------
 
-def _exports_visible(request: HttpRequest):  # noqa: ANN202 - a QuerySet
+def _exports_visible(request: HttpRequest) -> QuerySet[CaseExport]:
     _require(request, LEAD)
-    return CaseExport.objects.filter(case__in=cases_visible(user=request.user)).select_related("case", "requested_by")
+    return case_exports_visible(user=request.user)
 
 
 @require_POST

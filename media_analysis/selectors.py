@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from pgvector.django import HammingDistance
 
 from investigator.roles import INVESTIGATOR, has_role
+from media_analysis.hashing import UnreadableImage, compute_hashes
 from media_analysis.matching import Signature, Thresholds, hamming, media_match
 from media_analysis.models import HashState, MediaAsset
 
@@ -20,6 +24,12 @@ def media_hash_counts() -> dict[str, int]:
     """How many assets are in each hashing state (operational; shown to every role)."""
     counts = dict(MediaAsset.objects.values("hash_state").annotate(n=Count("id")).values_list("hash_state", "n"))
     return {state: counts.get(state, 0) for state in HashState.values}
+
+
+def media_assets_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[MediaAsset]:
+    if not has_role(user, INVESTIGATOR):
+        return MediaAsset.objects.none()
+    return MediaAsset.objects.defer("signature")
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,20 @@ def media_similar(
     _attach_sightings(matches)
     matches.sort(key=lambda m: (TIER.get(m.via, 3), m.distance, m.asset.pk))
     return matches
+
+
+def media_similar_to_upload(*, user: AbstractBaseUser | AnonymousUser, upload: UploadedFile,
+                            max_distance: int | None = None) -> list[SimilarMedia]:
+    """Copies of an uploaded picture (the lookup page and the API). The upload is read from a temporary
+    file that is gone afterwards; a file that is too large or not a readable picture raises UnreadableImage."""
+    if upload.size > settings.MEDIA_MAX_FILE_BYTES:
+        raise UnreadableImage("that file is larger than the media size limit")
+    with tempfile.NamedTemporaryFile(suffix=".img") as probe:
+        for chunk in upload.chunks():
+            probe.write(chunk)
+        probe.flush()
+        hashes = compute_hashes(Path(probe.name), max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
+    return media_similar(user=user, signature=hashes.signature, max_distance=max_distance)
 
 
 def stored_signature(asset: MediaAsset) -> Signature | None:

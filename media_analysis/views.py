@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -13,9 +12,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from investigator.roles import INVESTIGATOR, has_role
 from investigator.selectors import cases_for_picker
 from media_analysis.forms import ImageLookupForm
-from media_analysis.hashing import UnreadableImage, compute_hashes
+from media_analysis.hashing import UnreadableImage
 from media_analysis.models import HashState, MediaAsset
-from media_analysis.selectors import media_similar, stored_signature
+from media_analysis.selectors import media_similar, media_similar_to_upload, stored_signature
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
@@ -47,21 +46,11 @@ def image_lookup(request: HttpRequest) -> HttpResponse:
     form = ImageLookupForm(request.POST or None, request.FILES or None)
     matches, error = None, ""
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["image"]
-        if upload.size > settings.MEDIA_MAX_FILE_BYTES:
-            error = "That file is larger than the media size limit."
-        else:
-            with tempfile.NamedTemporaryFile(suffix=".img") as probe:
-                for chunk in upload.chunks():
-                    probe.write(chunk)
-                probe.flush()
-                try:
-                    hashes = compute_hashes(Path(probe.name), max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
-                except UnreadableImage as exc:
-                    error = f"Could not read that picture: {exc}"
-            if not error:
-                matches = media_similar(user=request.user, signature=hashes.signature,
-                                        max_distance=form.cleaned_data["max_distance"])
+        try:
+            matches = media_similar_to_upload(user=request.user, upload=form.cleaned_data["image"],
+                                              max_distance=form.cleaned_data["max_distance"])
+        except UnreadableImage as exc:
+            error = f"Could not read that picture: {exc}"
     is_partial = request.htmx and not request.htmx.boosted
     template = "media_analysis/partials/lookup_results.html" if is_partial else "media_analysis/lookup.html"
     return render(request, template, {"form": form, "matches": matches, "error": error})

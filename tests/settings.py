@@ -11,6 +11,7 @@ from pathlib import Path
 _RUN_DIR = Path(tempfile.mkdtemp(prefix="investigator-tests-"))
 os.environ.setdefault("CELERY_BROKER_DIR", str(_RUN_DIR / "broker"))
 os.environ.setdefault("MEDIA_ROOT", str(_RUN_DIR / "media"))
+os.environ.setdefault("UPLOAD_ROOT", str(_RUN_DIR / "uploads"))
 os.environ.setdefault("EXPORT_ROOT", str(_RUN_DIR / "exports"))
 os.environ.setdefault("CELERY_QUEUE", f"investigator-test-{os.getpid()}")
 os.environ["INVESTIGATOR_TEST_RUN_DIR"] = str(_RUN_DIR)

@@ -47,7 +47,7 @@ def _dataset():
 @pytest.mark.django_db
 def test_anonymous_is_sent_to_login_and_api_refuses(client):
     assert client.get(reverse("accounts:imports")).status_code == 302
-    assert APIClient().get(reverse("accounts-api:imports")).status_code in {401, 403}
+    assert APIClient().get(reverse("api:import-list")).status_code in {401, 403}
 
 
 @pytest.mark.worker
@@ -88,25 +88,25 @@ def test_api_upload_and_status(cast, celery_worker_process):
     api = APIClient()
     token = Token.objects.create(user=cast["reviewer"])
     api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    response = api.post(reverse("accounts-api:imports"),
+    response = api.post(reverse("api:import-list"),
                         {"dataset": "api", "format": "jsonl", "files": [SimpleUploadedFile("x.jsonl", JSONL)]},
                         format="multipart")
     assert response.status_code == 202
     run_id = response.json()["id"]
     _wait_for(run_id)
-    detail = api.get(reverse("accounts-api:import_detail", args=[run_id])).json()
+    detail = api.get(reverse("api:import-detail", args=[run_id])).json()
     assert detail["status"] == "succeeded" and detail["dataset"] == "api" and detail["rejected_count"] == 1
     assert detail["problems"][0]["line"] == 3
-    assert [r["id"] for r in api.get(reverse("accounts-api:imports")).json()] == [run_id]
+    assert [r["id"] for r in api.get(reverse("api:import-list")).json()["results"]] == [run_id]
 
 
 @pytest.mark.django_db
 def test_api_refuses_outsider_and_bad_upload(cast):
     api = APIClient()
     api.force_authenticate(cast["outsider"])
-    assert api.get(reverse("accounts-api:imports")).status_code == 403
-    assert api.post(reverse("accounts-api:imports"), {"dataset": "x"}, format="multipart").status_code == 403
+    assert api.get(reverse("api:import-list")).status_code == 403
+    assert api.post(reverse("api:import-list"), {"dataset": "x"}, format="multipart").status_code == 403
     api.force_authenticate(cast["investigator"])
-    response = api.post(reverse("accounts-api:imports"), {"dataset": "x", "format": "nope"}, format="multipart")
+    response = api.post(reverse("api:import-list"), {"dataset": "x", "format": "nope"}, format="multipart")
     assert response.status_code == 400 and {"format", "files"} <= set(response.json())
     assert ImportRun.objects.count() == 0

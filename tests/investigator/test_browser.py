@@ -119,6 +119,11 @@ def test_investigation_story_in_a_real_browser(browser, live_server, cast):
     context, page = _session(browser, live_server, "lead", problems)
     page.goto(f"{live_server.url}/cases/{case.pk}/")
     assert page.locator("#export").is_visible()
+    # The API's docs page runs from our own static files under the same Content-Security-Policy.
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector("#swagger-ui .opblock-tag:has-text('cases')")
+    assert page.locator(".opblock-summary-path:has-text('/api/exports/')").count() >= 1
+    _shot(page, "api-docs")
     context.close()
 
     target.refresh_from_db()
