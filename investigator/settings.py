@@ -211,6 +211,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Case files built from the case page wait here for download, for EXPORT_TTL_HOURS.
 EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(VAR_DIR / "exports")))
 EXPORT_TTL_HOURS = env_int("EXPORT_TTL_HOURS", 24, minimum=1, maximum=24 * 90)
+# An Ed25519 private key (PEM) that signs every case file's manifest (`manage.py casefile_keygen PATH` makes one).
+# Unset: case files are not signed.
+CASEFILE_SIGNING_KEY = env_str("CASEFILE_SIGNING_KEY", "")
+if CASEFILE_SIGNING_KEY and not Path(CASEFILE_SIGNING_KEY).is_file():
+    raise ImproperlyConfigured(f"CASEFILE_SIGNING_KEY={CASEFILE_SIGNING_KEY}: no such file")
 # Four eyes: a reviewer may not decide on accounts in a case they built, unless this is set.
 REVIEW_ALLOW_OWN_CASES = env_bool("REVIEW_ALLOW_OWN_CASES", False)
 IMPORT_MAX_UNZIPPED_BYTES = env_int("IMPORT_MAX_UNZIPPED_BYTES", 20 * 1024**3, minimum=1024**2)

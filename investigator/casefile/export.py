@@ -21,9 +21,12 @@ from django.utils import timezone
 
 from accounts.models import Account, Cluster, ClusterMember, CoordinationEdge, DetectionRun, Post, PostMedia
 from investigator.casefile import SCHEMA
+from investigator.casefile.figures import copy_groups, network_figure, timeline_figure
 from investigator.casefile.report import pdf_render, stix_bundle
+from investigator.casefile.signing import SIGNATURE_FILE, key_fingerprint, manifest_sign, private_key_load
 from investigator.models import Annotation, AuditEvent, Case, ReviewDecision
 from investigator.roles import LEAD, has_role
+from investigator.selectors import case_activity
 from investigator.services import audit_event_content, audit_record
 from media_analysis.models import MediaAsset
 
@@ -138,6 +141,7 @@ def case_file_build(*, case: Case, user: AbstractBaseUser, out: Path,
     """Write the case file to `out` (a ZIP) and record the export in the audit trail. Leads only."""
     if not has_role(user, LEAD):
         raise PermissionDenied("Exporting case files needs the lead role")
+    signing_key = private_key_load(Path(settings.CASEFILE_SIGNING_KEY)) if settings.CASEFILE_SIGNING_KEY else None
     evidence = case_evidence(case)
     tables = _tables(evidence)
     files: dict[str, bytes] = {}
@@ -148,15 +152,25 @@ def case_file_build(*, case: Case, user: AbstractBaseUser, out: Path,
     files["audit.jsonl"] = b"".join(json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n"
                                     for r in records)
     exported_at = timezone.now()
+    copies = copy_groups(evidence["media"], evidence["posts"], evidence["media_of_post"])
+    for group in copies:
+        for asset in (group.original, *(c["asset"] for c in group.copies)):
+            asset.casefile_name = _media_name(asset)
     report = render_to_string("investigator/casefile_report.html", {
         "case": case, "exported_by": user.get_username(), "exported_at": exported_at, "e": evidence,
         "tables": {k: v[0] for k, v in tables.items()},
+        "network": network_figure(evidence["accounts"], evidence["edges"]),
+        "timeline": timeline_figure(case_activity(case=case)),
+        "copies": copies,
     })
     files["report.html"] = report.encode("utf-8")
-    pictures = {}  # the report shows the first REPORT_PICTURES; media/ holds them all
-    for asset in evidence["media"][:REPORT_PICTURES]:
+    # The PDF embeds the pictures the report shows: every side-by-side copy, then the first REPORT_PICTURES of
+    # the rest (media/ holds them all).
+    shown = [a for g in copies for a in (g.original, *(c["asset"] for c in g.copies))] + evidence["media"][:REPORT_PICTURES]
+    pictures = {}
+    for asset in shown:
         path = Path(settings.MEDIA_ROOT) / asset.file.name
-        if path.is_file() and asset.format and path.stat().st_size <= 20 * 1024**2:
+        if _media_name(asset) not in pictures and path.is_file() and asset.format and path.stat().st_size <= 20 * 1024**2:
             pictures[_media_name(asset)] = path.read_bytes()
     omitted = {}
     try:
@@ -194,10 +208,13 @@ def case_file_build(*, case: Case, user: AbstractBaseUser, out: Path,
             "omitted": omitted,
             "audit": {"records": len(records), "last_hash": records[-1]["hash"] if records else None},
             "files": dict(sorted(hashes.items())),
+            "signing_key": key_fingerprint(signing_key.public_key()) if signing_key else None,
         }
         manifest_bytes = _json(manifest)
         manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
         archive.writestr("manifest.json", manifest_bytes)
+        if signing_key is not None:
+            archive.writestr(SIGNATURE_FILE, manifest_sign(signing_key, manifest_bytes))
     partial.replace(out)
     # The manifest's own hash stays in this instance's audit trail: verify_casefile run here can prove
     # the manifest unchanged too.

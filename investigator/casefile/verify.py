@@ -9,7 +9,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from investigator.casefile import SCHEMA
+from investigator.casefile.signing import SIGNATURE_FILE, key_fingerprint, manifest_signature_valid
 from investigator.services import audit_event_hash
 
 MAX_UNPACKED_BYTES = 50 * 1024**3
@@ -21,13 +24,15 @@ class Verification:
     checked_files: int = 0
     audit_records: int = 0
     manifest_origin: str = ""
+    signature: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def case_file_verify(path: Path) -> Verification:
+def case_file_verify(path: Path, *, public_key: Ed25519PublicKey | None = None) -> Verification:
+    """Check a case file; with public_key, its manifest must also carry a valid signature by that key."""
     result = Verification()
     try:
         archive = zipfile.ZipFile(path)
@@ -59,13 +64,32 @@ def case_file_verify(path: Path) -> Verification:
             result.checked_files += 1
             if actual != expected:
                 result.problems.append(f"{name}: changed (SHA-256 {actual[:16]}…, the manifest says {str(expected)[:16]}…)")
-        for name in sorted(set(infos) - set(files) - {"manifest.json"}):
+        for name in sorted(set(infos) - set(files) - {"manifest.json", SIGNATURE_FILE}):
             if not name.endswith("/"):
                 result.problems.append(f"{name}: not in the manifest (added after export)")
         if "audit.jsonl" in infos:
             _verify_audit(archive.read("audit.jsonl"), manifest, result)
         _manifest_origin(manifest, hashlib.sha256(manifest_bytes).hexdigest(), result)
+        signature = archive.read(SIGNATURE_FILE) if SIGNATURE_FILE in infos else None
+        _verify_signature(manifest, manifest_bytes, signature, public_key, result)
     return result
+
+
+def _verify_signature(manifest: dict, manifest_bytes: bytes, signature: bytes | None, public_key: Ed25519PublicKey | None,
+                      result: Verification) -> None:
+    if public_key is None:
+        if signature is not None:
+            result.signature = (f"signed by {manifest.get('signing_key') or 'an unnamed key'}; give the exporter's public "
+                                "key (--public-key) to check the signature")
+        return
+    fingerprint = key_fingerprint(public_key)
+    if signature is None:
+        result.problems.append(f"{SIGNATURE_FILE}: missing, but the case file should be signed by {fingerprint}")
+    elif manifest_signature_valid(public_key, manifest_bytes, signature):
+        result.signature = f"the manifest carries a valid signature by {fingerprint}"
+    else:
+        result.problems.append(f"{SIGNATURE_FILE}: not a valid signature of this manifest by {fingerprint} "
+                               "(the manifest was changed, or another key signed it)")
 
 
 def _member_sha256(archive: zipfile.ZipFile, name: str) -> str:

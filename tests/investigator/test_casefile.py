@@ -266,3 +266,89 @@ def test_pdf_report_renders_a_readable_first_page(exported, tmp_path):
     page = np.asarray(Image.open(next(tmp_path.glob("page*.png"))).convert("L"), dtype=np.float64)
     dark = (page < 128).mean()
     assert page.std() > 10 and 0.005 < dark < 0.5  # text on a white page, neither blank nor solid
+
+
+def test_report_draws_the_network_the_timeline_and_copies_side_by_side(cast, tmp_path, settings):
+    import re
+
+    import skimage.data
+    from PIL import Image
+
+    from accounts.models import PostMedia
+    from media_analysis.models import MediaAsset
+    from media_analysis.services import media_assets_register, media_file_store, media_hash_batch, media_hash_claim
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    inv = build_investigation()
+    original = Image.fromarray(skimage.data.chelsea())
+    files = {"original.jpg": original, "mirrored.jpg": original.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((225, 150)),
+             "unrelated.jpg": Image.fromarray(skimage.data.astronaut())}
+    for name, image in files.items():
+        image.save(tmp_path / name, quality=85)
+    media_assets_register(files=[(media_file_store(path=tmp_path / n), n) for n in files])
+    media_hash_batch(asset_ids=media_hash_claim(limit=5))
+    assets = {a.original_name: a for a in MediaAsset.objects.all()}
+    # The original is posted first (post 0, 12:00); the mirrored copy a minute later; the unrelated picture last.
+    for post, name in zip(inv.posts, files):
+        PostMedia.objects.create(post=post, media=assets[name])
+    case = case_create(user=cast["investigator"], title="Copies")
+    case_items_add(case=case, user=cast["investigator"], kind="cluster", ids=[inv.cluster.pk])
+    out = tmp_path / "case.zip"
+    call_command("export_case", case.pk, str(out), "--as", "lead")
+    with zipfile.ZipFile(out) as archive:
+        report = archive.read("report.html").decode()
+    network = report[report.index("<h2>Network</h2>"):report.index("<h2>Activity over time</h2>")]
+    assert network.count("<circle") == 3 and network.count("<line") == 3  # three members, every pair linked
+    assert "@dumpchump1" in network and "&lt;script&gt;alert(" in network and "<script>" not in network
+    assert "Identical text" in network  # each line in the colour of its strongest signal (here a tie: the first)
+    timeline = report[report.index("<h2>Activity over time</h2>"):report.index("<h2>Evidence items")]
+    assert timeline.count("<rect") == 2 and "2018-09-01: 3" in timeline and "2018-09-02: 1" in timeline
+    copies = report[report.index("<h2>Pictures and their altered copies</h2>"):report.index("<h2>Pictures</h2>")]
+    groups = re.findall(r'<div class="copies">(.*?)</div>', copies, re.S)
+    assert len(groups) == 1 and "mirrored" in groups[0]
+    assert groups[0].index(assets["original.jpg"].sha256) < groups[0].index(assets["mirrored.jpg"].sha256)
+    assert assets["unrelated.jpg"].sha256 not in groups[0]
+    assert case_file_verify(out).ok
+
+
+def test_signed_case_files(cast, tmp_path, settings, capsys):
+    from investigator.casefile.signing import public_key_load
+
+    call_command("casefile_keygen", str(tmp_path / "signing.pem"))
+    assert "Fingerprint: ed25519:" in capsys.readouterr().out
+    assert (tmp_path / "signing.pem").stat().st_mode & 0o077 == 0  # the private key is its owner's only
+    with pytest.raises(CommandError, match="never overwritten"):
+        call_command("casefile_keygen", str(tmp_path / "signing.pem"))
+    call_command("casefile_keygen", str(tmp_path / "other.pem"))
+    settings.CASEFILE_SIGNING_KEY = str(tmp_path / "signing.pem")
+    inv = build_investigation()
+    case = case_create(user=cast["investigator"], title="Signed")
+    case_items_add(case=case, user=cast["investigator"], kind="cluster", ids=[inv.cluster.pk])
+    out = tmp_path / "case.zip"
+    call_command("export_case", case.pk, str(out), "--as", "lead")
+    public, other = public_key_load(tmp_path / "signing.pub.pem"), public_key_load(tmp_path / "other.pub.pem")
+    with zipfile.ZipFile(out) as archive:
+        assert "manifest.sig" in archive.namelist()
+        assert json.loads(archive.read("manifest.json"))["signing_key"].startswith("ed25519:")
+
+    good = case_file_verify(out, public_key=public)
+    assert good.ok and "valid signature" in good.signature
+    assert "give the exporter's public key" in case_file_verify(out).signature
+    wrong_key = case_file_verify(out, public_key=other)
+    assert not wrong_key.ok and "manifest.sig: not a valid signature" in wrong_key.problems[0]
+    # A forger changes a file and updates the manifest's hash: the signature no longer matches.
+    with zipfile.ZipFile(out) as archive:
+        accounts = archive.read("accounts.csv")
+    forged = _rewrite(out, tmp_path / "forged.zip", change={"accounts.csv": accounts + b"9,x\n"}, rehash=True)
+    assert any("manifest.sig: not a valid signature" in p for p in case_file_verify(forged, public_key=public).problems)
+    unsigned = _rewrite(out, tmp_path / "unsigned.zip", drop={"manifest.sig"})
+    assert "manifest.sig: missing" in case_file_verify(unsigned, public_key=public).problems[0]
+
+    # The command checks against this instance's key by default, or the key it is given.
+    call_command("verify_casefile", str(out))
+    assert "valid signature by ed25519:" in capsys.readouterr().out
+    with pytest.raises(CommandError):
+        call_command("verify_casefile", str(out), "--public-key", str(tmp_path / "other.pub.pem"))
+    (tmp_path / "junk.pem").write_text("not a key")
+    with pytest.raises(CommandError, match="no Ed25519 public key"):
+        call_command("verify_casefile", str(out), "--public-key", str(tmp_path / "junk.pem"))
