@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -13,7 +14,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import DetectionRun, ImportRun
-from investigator.models import AuditEvent, Case, CaseExport, CaseItem, ReviewDecision
+from investigator.models import Annotation, AuditEvent, Case, CaseExport, CaseItem, ReviewDecision
 from investigator.services import case_create, case_items_add
 from media_analysis.models import MediaAsset
 from media_analysis.services import media_assets_register, media_file_store, media_hash_batch, media_hash_claim
@@ -61,14 +62,20 @@ def world(tmp_path, settings, cast):
 
 
 def _endpoints(world: dict) -> list[tuple[str, str, dict | None, set[str], int]]:
-    """(method, url, body, roles allowed, status when allowed). Order matters: later calls see earlier writes."""
+    """(method, url, body, roles allowed, status when allowed). Order matters: later calls see earlier writes.
+    Bodies with a file are sent as multipart, the others as JSON."""
     inv, case = world["inv"], world["case"]
     account, cluster, asset = inv.accounts[1], inv.cluster, world["asset"]
     item = case.items.get()
+    note = Annotation.objects.create(case_item=item, author=case.created_by, text="first note")
+    decision = ReviewDecision.objects.create(account=inv.accounts[3], state="cleared", reason="organic", reviewer=case.created_by)
+    event = AuditEvent.objects.filter(case=case).first()
+    picture = world["picture"].read_bytes()
     api = "/api"
     return [
         ("get", f"{api}/", None, EVERYONE | {"outsider"}, 200),  # the router's index lists links only
         ("get", f"{api}/platforms/", None, EVERYONE, 200),
+        ("get", f"{api}/platforms/{inv.accounts[0].platform_id}/", None, EVERYONE, 200),
         ("get", f"{api}/datasets/", None, EVERYONE, 200),
         ("get", f"{api}/datasets/{inv.dataset.pk}/", None, EVERYONE, 200),
         ("get", f"{api}/accounts/", None, EVERYONE, 200),
@@ -78,7 +85,10 @@ def _endpoints(world: dict) -> list[tuple[str, str, dict | None, set[str], int]]
         ("get", f"{api}/media/", None, EVERYONE, 200),
         ("get", f"{api}/media/{asset.pk}/", None, EVERYONE, 200),
         ("get", f"{api}/media/{asset.pk}/similar/", None, EVERYONE, 200),
+        ("post", f"{api}/media/lookup/", {"image": SimpleUploadedFile("probe.jpg", picture)}, EVERYONE, 200),
         ("get", f"{api}/imports/", None, EVERYONE, 200),
+        ("post", f"{api}/imports/", {"dataset": "api", "format": "jsonl",
+                                     "files": [SimpleUploadedFile("x.jsonl", b'{"type": "account"}\n')]}, EVERYONE, 202),
         ("get", f"{api}/imports/{world['import'].pk}/", None, EVERYONE, 200),
         ("get", f"{api}/detections/", None, EVERYONE, 200),
         ("get", f"{api}/detections/{inv.run.pk}/", None, EVERYONE, 200),
@@ -95,11 +105,13 @@ def _endpoints(world: dict) -> list[tuple[str, str, dict | None, set[str], int]]
         ("post", f"{api}/annotations/", {"case_item": item.pk, "text": "Same caption", "tags": "T0049"},
          {"investigator"} | LEADS, 201),
         ("get", f"{api}/annotations/", None, EVERYONE, 200),
+        ("get", f"{api}/annotations/{note.pk}/", None, {"investigator"} | LEADS, 200),
         ("post", f"{api}/cases/{case.pk}/members/", {"member": "reviewer"}, {"investigator"} | LEADS, 200),
         ("post", f"{api}/cases/{case.pk}/status/", {"status": "in_review"}, {"investigator"} | LEADS, 200),
         ("post", f"{api}/cases/{case.pk}/assign/", {"assignee": "investigator"}, LEADS, 200),
         ("post", f"{api}/cases/{case.pk}/remove-items/", {"items": [item.pk]}, {"investigator"} | LEADS, 200),
         ("get", f"{api}/decisions/", None, EVERYONE, 200),
+        ("get", f"{api}/decisions/{decision.pk}/", None, EVERYONE, 200),
         ("get", f"{api}/decisions/queue/", None, REVIEWERS, 200),
         ("post", f"{api}/decisions/", {"accounts": [account.pk], "state": "confirmed", "reason": "Same text, same minute"},
          REVIEWERS, 201),
@@ -109,8 +121,30 @@ def _endpoints(world: dict) -> list[tuple[str, str, dict | None, set[str], int]]
         ("get", f"{api}/exports/{world['export'].pk}/download/", None, LEADS, 410),
         ("get", f"{api}/audit/", None, AUDITORS, 200),
         ("get", f"{api}/audit/verify/", None, AUDITORS, 200),
+        ("get", f"{api}/audit/{event.pk}/", None, AUDITORS, 200),
         ("get", f"{api}/schema/", None, EVERYONE | {"outsider"}, 200),
     ]
+
+
+def _call(api: APIClient, method: str, url: str, body: dict | None):  # noqa: ANN202 - a test response
+    multipart = body is not None and any(isinstance(v, SimpleUploadedFile | list) and v and
+                                         isinstance(v if not isinstance(v, list) else v[0], SimpleUploadedFile)
+                                         for v in body.values())
+    if multipart:
+        for value in body.values():
+            for upload in value if isinstance(value, list) else [value]:
+                if isinstance(upload, SimpleUploadedFile):
+                    upload.seek(0)
+    return getattr(api, method)(url, body, format="multipart" if multipart else "json")
+
+
+def test_the_role_tests_cover_every_operation_of_the_schema(cast, world):
+    api = APIClient()
+    api.force_authenticate(cast["admin"])
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operations = {(method, path) for path, methods in schema["paths"].items() for method in methods}
+    tested = {(method, re.sub(r"/\d+/", "/{id}/", url)) for method, url, *_ in _endpoints(world)}
+    assert operations - tested == set()
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -118,7 +152,7 @@ def test_every_endpoint_checks_the_role(cast, world, role):
     api = APIClient()
     api.force_authenticate(cast[role])
     for method, url, body, allowed, ok in _endpoints(world):
-        response = getattr(api, method)(url, body, format="json")
+        response = _call(api, method, url, body)
         expected = ok if role in allowed else None
         if expected is None:
             # No role at all: 403 everywhere. A role that may not see this case: 404, as on the pages.
@@ -131,26 +165,29 @@ def test_every_endpoint_checks_the_role(cast, world, role):
 def test_anonymous_requests_are_refused(world):
     api = APIClient()
     for method, url, body, _, _ in _endpoints(world):
-        assert getattr(api, method)(url, body, format="json").status_code in {401, 403}, url
+        assert _call(api, method, url, body).status_code in {401, 403}, url
     assert APIClient().get("/api/docs/").status_code in {401, 403}
 
 
+def _counts() -> tuple[int, ...]:
+    return tuple(model.objects.count() for model in (Case, CaseItem, Annotation, ReviewDecision, CaseExport, DetectionRun,
+                                                      ImportRun, AuditEvent))
+
+
 def test_nothing_is_written_by_refused_requests(cast, world):
-    before = (Case.objects.count(), CaseItem.objects.count(), ReviewDecision.objects.count(), CaseExport.objects.count(),
-              DetectionRun.objects.count(), AuditEvent.objects.count())
+    endpoints = _endpoints(world)
+    before = _counts()
     api = APIClient()
     api.force_authenticate(cast["outsider"])
-    for method, url, body, _, _ in _endpoints(world):
-        getattr(api, method)(url, body, format="json")
+    for method, url, body, _, _ in endpoints:
+        _call(api, method, url, body)
     api.force_authenticate(cast["investigator"])
     case = world["case"]
     assert api.post(f"/api/cases/{case.pk}/assign/", {"assignee": "lead"}, format="json").status_code == 403
     assert api.post("/api/decisions/", {"accounts": [world["inv"].accounts[0].pk], "state": "cleared", "reason": "x"},
                     format="json").status_code == 403
     assert api.post("/api/exports/", {"case": case.pk}, format="json").status_code == 403
-    after = (Case.objects.count(), CaseItem.objects.count(), ReviewDecision.objects.count(), CaseExport.objects.count(),
-             DetectionRun.objects.count(), AuditEvent.objects.count())
-    assert after == before
+    assert _counts() == before
 
 
 def test_token_authentication(cast, world):
