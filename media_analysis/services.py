@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from collections import Counter
@@ -11,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -170,51 +172,54 @@ def known_sources_add(*, paths: list[Path], label: str, note: str = "", user: ob
 
 
 def media_clusters_rebuild(
-    *, max_distance: int | None = None, max_pdq_distance: int | None = None, neighbours: int = 64,
+    *, max_distance: int | None = None, max_pdq_distance: int | None = None, neighbours: int = 24,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, int]:
-    """Group every hashed picture with its near-duplicates.
+    """Group every hashed picture with its near-duplicates, leader first.
 
-    Candidates come from the HNSW indexes (a LATERAL k-NN per picture on every indexed signature, see
-    _verified_neighbours), so the cost grows with the number of pictures, not its square; each candidate
-    pair is checked with all signatures (media_analysis.matching). Pictures are then taken in order of
-    first appearance: each joins the nearest existing centre it matches, or becomes a centre itself. Every
-    member therefore matches its centre directly; a chain of small changes (A~B~C) cannot drag an
-    unrelated picture in.
+    Pictures are taken in order of first appearance. Each is compared with the centres found so far (see
+    CentreIndex: faiss HNSW indexes over the centres' signatures, so a picture meets the few centres near
+    it, never every picture) and joins the closest centre it matches with all signatures
+    (media_analysis.matching), or becomes a centre itself. Every member therefore matches its centre
+    directly: a chain of small changes (A~B~C) cannot drag an unrelated picture in, and a picture with
+    thousands of copies still has one centre, however many copies sit near it.
     """
+    from dataclasses import replace
+
+    from media_analysis.matching import Signature, Thresholds
     from media_analysis.models import MediaCluster, MediaClusterMember
 
     max_distance = settings.PHASH_MATCH_DISTANCE if max_distance is None else max_distance
     max_pdq_distance = settings.PDQ_MATCH_DISTANCE if max_pdq_distance is None else max_pdq_distance
+    thresholds = replace(Thresholds.from_settings(), phash=max_distance, pdq=max_pdq_distance)
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, neighbours * 2)])
-            cursor.execute("""
-                SELECT m.id, min(p.posted_at) AS first_posted
-                FROM media_analysis_mediaasset m
-                LEFT JOIN accounts_postmedia pm ON pm.media_id = m.id
-                LEFT JOIN accounts_post p ON p.id = pm.post_id
-                WHERE m.hash_state = 'done'
-                GROUP BY m.id
-                ORDER BY min(p.posted_at) NULLS LAST, m.id""")
-            order = cursor.fetchall()
-            near = _verified_neighbours(cursor, neighbours, max_distance, max_pdq_distance)
-        centre_of: dict[int, int] = {}
+        total = MediaAsset.objects.filter(hash_state=HashState.DONE, signature__isnull=False).count()
+        centres = CentreIndex(thresholds, neighbours=neighbours)
         members: list[tuple[int, int, int, str]] = []  # asset, centre, distance, via
-        for done, (asset_id, _) in enumerate(order, 1):
-            candidates = [(rank, centre) for centre, rank in near.get(asset_id, {}).items() if centre_of.get(centre) == centre]
-            if candidates:
-                (_, distance, via), centre = min(candidates)
-                centre_of[asset_id] = centre
-                members.append((asset_id, centre, distance, via))
-            else:
-                centre_of[asset_id] = asset_id
-                members.append((asset_id, asset_id, 0, "phash"))
-            if progress and done % 1000 == 0:
-                progress(done, len(order))
+        with connection.chunked_cursor() as cursor:
+            cursor.execute("""
+                SELECT m.id, m.signature FROM media_analysis_mediaasset m
+                LEFT JOIN LATERAL (SELECT min(p.posted_at) AS first_posted FROM accounts_postmedia pm
+                                   JOIN accounts_post p ON p.id = pm.post_id WHERE pm.media_id = m.id) f ON true
+                WHERE m.hash_state = 'done' AND m.signature IS NOT NULL
+                ORDER BY f.first_posted NULLS LAST, m.id""")
+            done = 0
+            while rows := cursor.fetchmany(2000):
+                for asset_id, data in rows:
+                    signature = Signature.from_json(data if isinstance(data, dict) else json.loads(data))
+                    found = centres.closest(signature)
+                    if found is None:
+                        centres.add(asset_id, signature)
+                        members.append((asset_id, asset_id, 0, "phash"))
+                    else:
+                        centre, evidence = found
+                        members.append((asset_id, centre, evidence.distance, evidence.via))
+                done += len(rows)
+                if progress:
+                    progress(done, total)
         MediaCluster.objects.all().delete()
         parameters = {"max_distance": max_distance, "max_pdq_distance": max_pdq_distance, "neighbours": neighbours,
-                      "pdq_min_quality": settings.PDQ_MIN_QUALITY}
+                      "pdq_min_quality": settings.PDQ_MIN_QUALITY, "centre_distance": thresholds.centre}
         clusters = MediaCluster.objects.bulk_create(
             [MediaCluster(centre_id=c, parameters=parameters) for c in sorted({c for _, c, _, _ in members})],
             batch_size=2000,
@@ -236,55 +241,92 @@ def media_clusters_rebuild(
                       LEFT JOIN accounts_post p ON p.id = pm.post_id
                       GROUP BY mm.cluster_id) s
                 WHERE s.cluster_id = c.id""")
-    if progress:
-        progress(len(order), len(order))
     sizes = Counter(centre for _, centre, _, _ in members)
-    return {"pictures": len(order), "clusters": len(clusters), "with_copies": sum(1 for n in sizes.values() if n > 1)}
+    return {"pictures": len(members), "clusters": len(clusters), "with_copies": sum(1 for n in sizes.values() if n > 1)}
 
 
-# Probe vectors per picture and the indexed column each is compared with. The probes not stored as columns
-# are read from the signature.
-NEIGHBOUR_PROBES = (
-    ("phash", "a.phash"), ("phash", "a.phash_flip"),
-    ("centre", "a.centre"), ("centre", "(a.signature ->> 'centre_flip')::bit(128)"),
-    ("centre", "(a.signature -> 'trimmed' ->> 0)::bit(128)"), ("centre", "(a.signature ->> 'trimmed_flip')::bit(128)"),
-    ("pdq", "a.pdq"), ("pdq", "a.pdq_flip"),
-)
+def _packed(bits: str) -> np.ndarray:
+    return np.packbits(np.frombuffer(bits.encode("ascii"), dtype=np.uint8) - ord("0"))
 
 
-def _verified_neighbours(cursor, neighbours: int, max_distance: int, max_pdq_distance: int,
-                         ) -> dict[int, dict[int, tuple[float, int, str]]]:
-    """{picture: {matching picture: (rank, distance, via)}} for every hashed picture."""
-    from dataclasses import replace
+class CentreIndex:
+    """The media clusters' centres so far, searchable by every signature media_match compares.
 
-    from media_analysis.matching import Signature, Thresholds, media_match
+    Four faiss binary HNSW indexes (built for exactly this: Hamming k-NN over packed bits), each vector
+    mapped back to its centre:
+    - whole-picture pHash (probed with the picture's pHash and its mirror's),
+    - every central-region and trimmed hash of each centre (probed with the picture's central 70% and its
+      mirror's, plain and trimmed): the picture as a cropped or captioned copy of the centre,
+    - each centre's own central 70% probes (probed with all of the picture's scales): the centre as the copy,
+    - PDQ, only between pictures detailed enough for it.
+    The k nearest within the thresholds are then checked with media_match, the closest agreeing one wins
+    (whole picture before centre before PDQ)."""
 
-    thresholds = replace(Thresholds.from_settings(), phash=max_distance, pdq=max_pdq_distance)
-    # Loose first cuts, so only plausible pairs reach the exact check: the whole-picture rules are exact
-    # already; a central region within 48 of 128 bits may still match at another scale.
-    limits = {"phash": max_distance, "centre": 48, "pdq": max_pdq_distance}
-    pairs: set[tuple[int, int]] = set()
-    for column, probe in NEIGHBOUR_PROBES:
-        trusted = column == "pdq"  # PDQ only between pictures detailed enough for it
-        quality = "AND a.pdq_quality >= %(quality)s AND b.pdq_quality >= %(quality)s" if trusted else ""
-        cursor.execute(f"""
-            SELECT a.id, n.id FROM media_analysis_mediaasset a
-            CROSS JOIN LATERAL (
-                SELECT b.id, b.{column} <~> {probe} AS distance FROM media_analysis_mediaasset b
-                WHERE b.hash_state = 'done' AND b.{column} IS NOT NULL {quality}
-                ORDER BY b.{column} <~> {probe} LIMIT %(neighbours)s) n
-            WHERE a.hash_state = 'done' AND a.signature IS NOT NULL AND n.id <> a.id AND n.distance <= %(limit)s""",  # noqa: S608
-            {"quality": settings.PDQ_MIN_QUALITY, "neighbours": neighbours, "limit": limits[column]})
-        pairs.update((min(x, y), max(x, y)) for x, y in cursor.fetchall())
-    ids = {i for pair in pairs for i in pair}
-    signatures = {pk: Signature.from_json(data) for pk, data in
-                  MediaAsset.objects.filter(pk__in=ids).values_list("pk", "signature")}
-    tier = {"phash": 0, "centre": 1, "trimmed": 1, "pdq": 2}
-    near: dict[int, dict[int, tuple[float, int, str]]] = {}
-    for x, y in pairs:
-        evidence = media_match(signatures[x], signatures[y], thresholds)
-        if evidence.matched:
-            rank = (tier[evidence.via.split("-")[0]] * 1000 + evidence.distance, evidence.distance, evidence.via)
-            near.setdefault(x, {})[y] = rank
-            near.setdefault(y, {})[x] = rank
-    return near
+    TIER = {"phash": 0, "centre": 1, "trimmed": 1, "pdq": 2}
+
+    def __init__(self, thresholds: object, *, neighbours: int = 24) -> None:
+        import faiss
+
+        self.thresholds = thresholds
+        self.neighbours = neighbours
+        # Every comparison media_match makes has its own index here (the central regions at every scale among
+        # them), so the first cuts are the match thresholds themselves.
+        self.limits = {"phash": thresholds.phash, "scales": thresholds.centre, "probes": thresholds.centre,
+                       "pdq": thresholds.pdq}
+        self.indexes = {name: faiss.IndexBinaryHNSW(bits, 16) for name, bits in
+                        (("phash", 64), ("scales", 128), ("probes", 128), ("pdq", 256))}
+        for index in self.indexes.values():
+            index.hnsw.efConstruction = 40
+            index.hnsw.efSearch = max(64, neighbours * 2)
+        self.owner: dict[str, list[int]] = {name: [] for name in self.indexes}
+        self.signatures: dict[int, object] = {}
+
+    def _vectors(self, signature: object) -> dict[str, list[str]]:
+        trusted = signature.pdq_quality >= self.thresholds.pdq_min_quality
+        return {"phash": [signature.phash], "scales": [*signature.centre, *signature.trimmed],
+                "probes": [signature.centre[0], signature.centre_flip, signature.trimmed[0], signature.trimmed_flip],
+                "pdq": [signature.pdq] if trusted else []}
+
+    def _probes(self, signature: object) -> dict[str, list[str]]:
+        trusted = signature.pdq_quality >= self.thresholds.pdq_min_quality
+        return {"phash": [signature.phash, signature.phash_flip],
+                "scales": [signature.centre[0], signature.centre_flip, signature.trimmed[0], signature.trimmed_flip],
+                "probes": [*signature.centre, *signature.trimmed],
+                "pdq": [signature.pdq, signature.pdq_flip] if trusted else []}
+
+    def add(self, asset_id: int, signature: object) -> None:
+        self.signatures[asset_id] = signature
+        for name, vectors in self._vectors(signature).items():
+            if vectors:
+                self.indexes[name].add(np.stack([_packed(v) for v in vectors]))
+                self.owner[name].extend([asset_id] * len(vectors))
+
+    def closest(self, signature: object) -> tuple[int, object] | None:
+        from media_analysis.matching import media_match
+
+        probes = self._probes(signature)
+        best = None
+        checked: set[int] = set()
+        # A whole-picture match outranks any other, so the central regions and PDQ are only searched when the
+        # pHash index offers none.
+        for stage in (("phash",), ("scales", "probes", "pdq")):
+            candidates: set[int] = set()
+            for name in stage:
+                index = self.indexes[name]
+                if not probes[name] or index.ntotal == 0:
+                    continue
+                distances, positions = index.search(np.stack([_packed(p) for p in probes[name]]),
+                                                    min(self.neighbours, index.ntotal))
+                owners = self.owner[name]
+                candidates.update(owners[i] for d, i in zip(distances.ravel(), positions.ravel())
+                                  if i >= 0 and d <= self.limits[name])
+            for centre in sorted(candidates - checked):
+                evidence = media_match(signature, self.signatures[centre], self.thresholds)
+                if evidence.matched:
+                    rank = (self.TIER[evidence.via.split("-")[0]], evidence.distance, centre)
+                    if best is None or rank < best[0]:
+                        best = (rank, centre, evidence)
+            checked |= candidates
+            if best is not None and best[0][0] == 0:
+                break
+        return None if best is None else (best[1], best[2])

@@ -153,3 +153,27 @@ def test_knn_within_returns_every_copy_of_a_picture_with_many_copies():
     exact = {i for i, v in rows if bin(v ^ probe).count("1") <= 8}
     assert len(exact) >= 150 and {i for i, _ in found} == exact
     assert all(d <= 8 for _, d in found) and "knn_probe_v_idx" in plan
+
+
+def test_a_picture_with_many_copies_keeps_one_centre():
+    """Leader first over a centres-only index: however many copies crowd around a picture, each later copy
+    still meets the centre (even with 2 neighbours per probe), and other photographs stay apart."""
+    from PIL import ImageEnhance
+
+    from media_analysis.matching import Thresholds
+    from media_analysis.services import CentreIndex
+
+    original = _square("rocket")
+    copies = [_jpeg(ImageEnhance.Brightness(original).enhance(0.8 + i / 100), 40 + i) for i in range(30)]
+    copies += [ImageOps.mirror(_crop(original, 0.05, 0.04, 0.03, 0.06)), add_banner(original, "#flood")]
+    others = [_square(name) for name in ("coffee", "astronaut", "camera", "chelsea")]
+    index = CentreIndex(Thresholds.from_settings(), neighbours=2)
+    joined = {}
+    for n, image in enumerate([original, *copies, *others]):
+        sig = signature(image)
+        found = index.closest(sig)
+        if found is None:
+            index.add(n, sig)
+        joined[n] = n if found is None else found[0]
+    assert all(joined[n] == 0 for n in range(1, len(copies) + 1))
+    assert [joined[n] for n in range(len(copies) + 1, len(joined))] == list(range(len(copies) + 1, len(joined)))
