@@ -37,6 +37,7 @@ from accounts.selectors import (
     clusters_filtered,
     datasets_visible,
     detection_runs_visible,
+    import_run_sources,
     import_runs_visible,
     posts_visible,
 )
@@ -108,16 +109,21 @@ class ImportRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ImportRun
-        fields = ["id", "dataset", "format", "status", "sources", "source_sha256", "read_count", "created_count",
+        fields = ["id", "dataset", "format", "status", "source_count", "source_sha256", "read_count", "created_count",
                   "updated_count", "rejected_count", "media_count", "progress_done", "progress_total", "error",
                   "started_by", "created_at", "started_at", "finished_at"]
 
 
 class ImportRunDetailSerializer(ImportRunSerializer):
+    sources = serializers.SerializerMethodField()
     problems = serializers.SerializerMethodField()
 
     class Meta(ImportRunSerializer.Meta):
-        fields = [*ImportRunSerializer.Meta.fields, "problems"]
+        fields = [*ImportRunSerializer.Meta.fields, "sources", "problems"]
+
+    def get_sources(self, run: ImportRun) -> list[dict]:
+        """The first 1,000 input files: name, bytes, SHA-256."""
+        return import_run_sources(run=run, limit=1000)
 
     def get_problems(self, run: ImportRun) -> list[dict]:
         """The first 1,000 rejected rows and warnings."""

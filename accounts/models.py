@@ -174,6 +174,7 @@ class ImportRun(models.Model):
     format = models.CharField(max_length=32, choices=Format.choices)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
     sources = models.JSONField(default=list, help_text="[{name, sha256, bytes}] of every input file")
+    source_count = models.PositiveIntegerField(default=0, help_text="len(sources), kept so lists need not read them")
     input_paths = models.JSONField(default=list, help_text="Where the files wait on the server until a worker imports them")
     source_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 over the sorted source hashes")
     read_count = models.PositiveIntegerField(default=0)

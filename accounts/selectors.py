@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Count, F, Max, Min, Q, QuerySet
+from django.db.models import Count, F, JSONField, Max, Min, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.urls import reverse
 
@@ -71,9 +72,20 @@ def media_hash_progress(*, user: AbstractBaseUser | AnonymousUser) -> dict[str, 
 
 
 def import_runs_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[ImportRun]:
+    """Runs without their file lists (an Instaloader export lists every picture: 100,000s of entries);
+    source_count says how many, import_run_sources gives the first of them."""
     if not has_role(user, INVESTIGATOR):
         return ImportRun.objects.none()
-    return ImportRun.objects.select_related("dataset", "started_by")
+    return ImportRun.objects.select_related("dataset", "started_by").defer("sources", "input_paths")
+
+
+def import_run_sources(*, run: ImportRun, limit: int = 200) -> list[dict]:
+    """The first `limit` input files of a run (name, bytes, SHA-256), cut in the database."""
+    row = (ImportRun.objects.filter(pk=run.pk)
+           .annotate(head=RawSQL("jsonb_path_query_array(sources, %s::jsonpath)", [f"$[0 to {max(0, limit - 1)}]"],
+                               output_field=JSONField()))
+           .values_list("head", flat=True).first())
+    return list(row or [])[:limit]
 
 
 # --- Accounts, posts and clusters ------------------------------------------------------------------

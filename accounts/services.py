@@ -184,7 +184,8 @@ def import_run_process(
         sources = source_files_describe(paths)
     except OSError as exc:
         return _import_run_fail(run, f"cannot read the input: {exc}")
-    ImportRun.objects.filter(pk=run.pk).update(sources=sources, source_sha256=_combined_sha256(sources))
+    ImportRun.objects.filter(pk=run.pk).update(sources=sources, source_count=len(sources),
+                                               source_sha256=_combined_sha256(sources))
     with tempfile.TemporaryDirectory(prefix="import-", dir=settings.VAR_DIR) as workdir:
         readable: list[Path] = []
         problems: list[Rejection] = []

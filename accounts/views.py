@@ -26,6 +26,7 @@ from accounts.selectors import (
     clusters_visible,
     datasets_visible,
     detection_runs_visible,
+    import_run_sources,
     import_runs_visible,
     search_accounts,
     search_hashtag,
@@ -64,7 +65,8 @@ def import_list(request: HttpRequest) -> HttpResponse:
 def import_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     _require_investigator(request)
     run = get_object_or_404(import_runs_visible(user=request.user), pk=run_id)
-    context = {"run": run, "problems": run.rejections.all()[:500], "percent": _percent(run)}
+    context = {"run": run, "problems": run.rejections.all()[:500], "percent": _percent(run),
+               "sources": import_run_sources(run=run)}
     is_partial = request.htmx and not request.htmx.boosted
     return render(request, "accounts/partials/import_progress.html" if is_partial else "accounts/import_detail.html", context)
 

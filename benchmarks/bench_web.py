@@ -1,14 +1,15 @@
 """Page latency under load: 20 concurrent sessions against the production server (gunicorn) on the
 `generate_demo --scale 10` campaign (≥ 100,000 posts).
 
-    .venv/bin/python benchmarks/bench_web.py [--scale 10] [--sessions 20] [--rounds 10] [--workers 3]
+    .venv/bin/python benchmarks/bench_web.py [--scale 10] [--sessions 20] [--rounds 10] [--workers 3] [--think 1]
 
 Loads the campaign into the benchmark database (once: the data is kept in var/bench/web-<scale> and
 reused while the database still holds it), runs a detection, builds a case, starts gunicorn, logs in one
 user per session and has every session open the dashboard, the cluster list, the top cluster, an
-account and the case, round after round. Prints p50 and p95 per page, and each page's p95 as a ratio to
-a static file served by the same gunicorn workers under the same load in the same run (the baseline:
-a request with no page or data work).
+account and the case, round after round, pausing about --think seconds between pages as a reader does
+(--think 0 turns it into a stress test: every session fires its next request the moment one returns).
+Prints p50 and p95 per page, and each page's p95 as a ratio to a static file served by the same gunicorn
+workers under the same load in the same run (the baseline: a request with no page or data work).
 Figures, never assertions: these machines are shared. The target is p95 ≤ 300 ms.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import random
 import re
 import shutil
 import socket
@@ -146,6 +148,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="seconds each session waits between pages, as a person reading does (0: a stress test)")
     parser.add_argument("--skip-hashing", action="store_true", help="leave pictures unhashed (pages show them as pending)")
     args = parser.parse_args()
     pages = _setup(args.scale, hash_pictures=not args.skip_hashing)
@@ -179,6 +183,7 @@ def main() -> None:
                     seen.append((name, time.perf_counter() - started))
                     if response.status_code != 200:
                         raise SystemExit(f"{url} answered {response.status_code}")
+                    time.sleep(args.think * (0.5 + random.random()))  # spread, so sessions do not march in step
             return seen
 
         with ThreadPoolExecutor(args.sessions) as pool:
@@ -189,7 +194,8 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     baseline = statistics.quantiles(timings["baseline"], n=20)[18]
-    print(f"\n{args.sessions} concurrent sessions × {args.rounds} rounds, gunicorn with {args.workers} workers")
+    print(f"\n{args.sessions} concurrent sessions × {args.rounds} rounds, {args.think:g} s thinking between pages "
+          f"(0.5–1.5×), gunicorn with {args.workers} workers")
     print(f"{'page':<18}{'p50 ms':>9}{'p95 ms':>9}{'p95 / baseline':>16}{'≤ 300 ms':>10}")
     for name, values in timings.items():
         p50 = statistics.median(values)

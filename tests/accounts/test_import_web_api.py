@@ -110,3 +110,20 @@ def test_api_refuses_outsider_and_bad_upload(cast):
     response = api.post(reverse("api:import-list"), {"dataset": "x", "format": "nope"}, format="multipart")
     assert response.status_code == 400 and {"format", "files"} <= set(response.json())
     assert ImportRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_runs_with_many_files_show_a_page_of_them(client, cast):
+    """An Instaloader export lists every picture it read: lists and progress polls must not load them all."""
+    sources = [{"name": f"p{i}.jpg", "bytes": i, "sha256": f"{i:064x}"} for i in range(250)]
+    run = ImportRun.objects.create(dataset=_dataset(), format="instaloader", status="succeeded", sources=sources,
+                                   source_count=len(sources))
+    client.force_login(cast["investigator"])
+    page = client.get(reverse("accounts:import_detail", args=[run.pk])).content.decode()
+    assert "The first 200 of 250 files." in page and "p199.jpg" in page and "p200.jpg" not in page
+    api = APIClient()
+    api.force_authenticate(cast["investigator"])
+    listed = api.get(reverse("api:import-list")).json()["results"][0]
+    assert listed["source_count"] == 250 and "sources" not in listed
+    detail = api.get(reverse("api:import-detail", args=[run.pk])).json()
+    assert len(detail["sources"]) == 250 and detail["sources"][-1]["name"] == "p249.jpg"

@@ -43,6 +43,7 @@ def test_demo_import_matches_ground_truth_and_is_idempotent(small_demo):
     assert dumpchump.profile_image is not None
     assert dumpchump.posts.filter(hashtags__contains=["impeachtrump"]).exists()
     assert len(run.sources) > 100 and all(len(s["sha256"]) == 64 for s in run.sources)
+    assert run.source_count == len(run.sources)
 
     again = _import([outdir])
     assert (again.created_count, again.updated_count, again.rejected_count) == (0, 0, 0)
