@@ -94,49 +94,37 @@ def synthetic(n: int, seed: int = 7) -> tuple[list, list[int]]:
     return signatures, labels
 
 
-class ExactCentres:
-    """The baseline: every centre compared by an exact NumPy Hamming scan (np.bitwise_count), the same first
-    cuts and the same final check as CentreIndex."""
+def exact_centres(thresholds: object) -> object:
+    """The baseline: CentreIndex with every HNSW search replaced by an exact NumPy Hamming scan of all centres
+    (np.bitwise_count over uint64 words, in growing arrays): every centre within the limit, not the k nearest."""
+    from media_analysis.services import CentreIndex, _packed
 
-    def __init__(self, index: object) -> None:
-        self.like = index  # borrows CentreIndex's vectors, probes, limits and final check
-        self.rows: dict[str, list[np.ndarray]] = {name: [] for name in index.indexes}
-        self.owner: dict[str, list[int]] = {name: [] for name in index.indexes}
-        self.stacked: dict[str, np.ndarray | None] = dict.fromkeys(index.indexes)
-        self.signatures: dict[int, object] = {}
+    class ExactCentres(CentreIndex):
+        def __init__(self) -> None:
+            super().__init__(thresholds)
+            words = {"phash": 1, "scales": 2, "probes": 2, "pdq": 4}
+            self.table = {name: np.zeros((1024, words[name]), dtype=np.uint64) for name in self.indexes}
+            self.size = dict.fromkeys(self.indexes, 0)
 
-    def add(self, asset_id: int, signature: object) -> None:
-        from media_analysis.services import _packed
+        def add(self, asset_id: int, signature: object) -> None:
+            self.signatures[asset_id] = signature
+            for name, vectors in self._vectors(signature).items():
+                for v in vectors:
+                    if self.size[name] == len(self.table[name]):
+                        self.table[name] = np.concatenate([self.table[name], np.zeros_like(self.table[name])])
+                    self.table[name][self.size[name]] = _packed(v).view(np.uint64)
+                    self.size[name] += 1
+                    self.owner[name].append(asset_id)
 
-        self.signatures[asset_id] = signature
-        for name, vectors in self.like._vectors(signature).items():
-            for v in vectors:
-                self.rows[name].append(_packed(v).view(np.uint64) if len(v) >= 64 else _packed(v))
-                self.owner[name].append(asset_id)
-            self.stacked[name] = None
-
-    def closest(self, signature: object) -> tuple[int, object] | None:
-        from media_analysis.matching import media_match
-        from media_analysis.services import _packed
-
-        candidates: set[int] = set()
-        for name, probes in self.like._probes(signature).items():
-            if not probes or not self.rows[name]:
-                continue
-            if self.stacked[name] is None:
-                self.stacked[name] = np.stack(self.rows[name])
-            table = self.stacked[name]
+        def _candidates(self, name: str, probes: list[str]) -> set[int]:
+            table = self.table[name][: self.size[name]]
+            found: set[int] = set()
             for probe in probes:
                 distances = np.bitwise_count(table ^ _packed(probe).view(np.uint64)).sum(axis=1)
-                candidates.update(self.owner[name][i] for i in np.flatnonzero(distances <= self.like.limits[name]))
-        best = None
-        for centre in sorted(candidates):
-            evidence = media_match(signature, self.signatures[centre], self.like.thresholds)
-            if evidence.matched:
-                rank = (self.like.TIER[evidence.via.split("-")[0]], evidence.distance, centre)
-                if best is None or rank < best[0]:
-                    best = (rank, centre, evidence)
-        return None if best is None else (best[1], best[2])
+                found.update(self.owner[name][i] for i in np.flatnonzero(distances <= self.limits[name]))
+            return found
+
+    return ExactCentres()
 
 
 def leader_first(index: object, signatures: list) -> tuple[list[int], float]:
@@ -174,7 +162,7 @@ def main() -> None:
         fast, fast_s = leader_first(CentreIndex(thresholds), signatures)
         recovered = sum(1 for n, c in enumerate(fast) if c == first_of[labels[n]]) / size
         if size <= args.exact_up_to:
-            exact, exact_s = leader_first(ExactCentres(CentreIndex(thresholds)), signatures)
+            exact, exact_s = leader_first(exact_centres(thresholds), signatures)
             same = sum(1 for a, b in zip(fast, exact) if a == b) / size
             print(f"{size:>9,} {len(first_of):>9,} {size / fast_s:>13,.0f} {size / exact_s:>13,.0f} "
                   f"{exact_s / fast_s:>8.1f}× {same:>12.4f} {recovered:>18.4f}")

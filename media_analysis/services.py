@@ -301,6 +301,15 @@ class CentreIndex:
                 self.indexes[name].add(np.stack([_packed(v) for v in vectors]))
                 self.owner[name].extend([asset_id] * len(vectors))
 
+    def _candidates(self, name: str, probes: list[str]) -> set[int]:
+        """Centres with a vector among the k nearest of any probe, within the limit."""
+        index = self.indexes[name]
+        if index.ntotal == 0:
+            return set()
+        distances, positions = index.search(np.stack([_packed(p) for p in probes]), min(self.neighbours, index.ntotal))
+        owners = self.owner[name]
+        return {owners[i] for d, i in zip(distances.ravel(), positions.ravel()) if i >= 0 and d <= self.limits[name]}
+
     def closest(self, signature: object) -> tuple[int, object] | None:
         from media_analysis.matching import media_match
 
@@ -312,14 +321,8 @@ class CentreIndex:
         for stage in (("phash",), ("scales", "probes", "pdq")):
             candidates: set[int] = set()
             for name in stage:
-                index = self.indexes[name]
-                if not probes[name] or index.ntotal == 0:
-                    continue
-                distances, positions = index.search(np.stack([_packed(p) for p in probes[name]]),
-                                                    min(self.neighbours, index.ntotal))
-                owners = self.owner[name]
-                candidates.update(owners[i] for d, i in zip(distances.ravel(), positions.ravel())
-                                  if i >= 0 and d <= self.limits[name])
+                if probes[name]:
+                    candidates |= self._candidates(name, probes[name])
             for centre in sorted(candidates - checked):
                 evidence = media_match(signature, self.signatures[centre], self.thresholds)
                 if evidence.matched:
