@@ -325,6 +325,8 @@ def test_schema_is_valid_and_the_docs_page_is_self_hosted(cast):
     api = APIClient()
     api.force_authenticate(cast["investigator"])
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    browser = api.get("/api/accounts/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    assert browser["Content-Type"] == "application/json"  # no HTML pages with inline scripts: the docs page is the view
     wanted = {"/api/accounts/", "/api/cases/{id}/items/", "/api/media/lookup/", "/api/exports/{id}/download/"}
     assert wanted <= set(schema["paths"])
     from django.test import Client
