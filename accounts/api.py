@@ -236,19 +236,20 @@ class PostFilter(django_filters.FilterSet):
         return queryset.filter(links__contains=[normalize_url(value) or value])
 
 
-class ImportRunFilter(django_filters.FilterSet):
+class _JobFilter(django_filters.FilterSet):
+    """Imports and detections: by dataset and state."""
+
     dataset = django_filters.NumberFilter(field_name="dataset")
     status = django_filters.ChoiceFilter(choices=JobStatus.choices)
 
+
+class ImportRunFilter(_JobFilter):
     class Meta:
         model = ImportRun
         fields = ["dataset", "status"]
 
 
-class DetectionRunFilter(django_filters.FilterSet):
-    dataset = django_filters.NumberFilter(field_name="dataset")
-    status = django_filters.ChoiceFilter(choices=JobStatus.choices)
-
+class DetectionRunFilter(_JobFilter):
     class Meta:
         model = DetectionRun
         fields = ["dataset", "status"]

@@ -280,6 +280,9 @@ def test_filters_paging_and_cluster_evidence(cast, world):
     assert after["count"] == 1  # 23:46 UTC on 1 September: only the long caption, a day after the 12:00 burst
     assert api.get("/api/accounts/", {"created_before": "0001-01-01T00:00:00+10:00"}).status_code == 400
 
+    assert api.get("/api/detections/", {"status": "succeeded", "dataset": inv.dataset.pk}).json()["count"] == 1
+    assert api.get("/api/detections/", {"status": "pending"}).json()["count"] == 0
+    assert api.get("/api/imports/", {"dataset": inv.dataset.pk}).json()["count"] == 1
     assert api.get("/api/clusters/", {"min_size": 4}).json()["count"] == 0
     assert api.get("/api/clusters/", {"signal": "co_text", "review": "unreviewed"}).json()["count"] == 1
     detail = api.get(f"/api/clusters/{inv.cluster.pk}/").json()
