@@ -36,7 +36,7 @@ def _noisy(rng: np.random.Generator, bits: np.ndarray, flips: int) -> np.ndarray
 
 
 def _s(bits: np.ndarray) -> str:
-    return "".join("1" if b else "0" for b in bits)
+    return (bits + ord("0")).astype(np.uint8).tobytes().decode("ascii")
 
 
 def synthetic(n: int, seed: int = 7) -> tuple[list, list[int]]:
