@@ -216,6 +216,7 @@ class DetectionRun(models.Model):
     summary = models.JSONField(default=dict, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
+    stage = models.CharField(max_length=200, blank=True, help_text="What the worker is doing now, for the progress bar")
     error = models.TextField(blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -91,7 +91,7 @@ def detection_run_execute(*, run: DetectionRun, progress: Callable[[str], None] 
     def advance(label: str) -> None:
         nonlocal step
         step += 1
-        DetectionRun.objects.filter(pk=run.pk).update(progress_done=step)
+        DetectionRun.objects.filter(pk=run.pk).update(progress_done=step, stage="")
         if progress:
             progress(label)
 
@@ -119,8 +119,12 @@ def _detect(run: DetectionRun, advance: Callable[[str], None]) -> dict:
     from media_analysis.services import media_clusters_rebuild
 
     params = _params(run)
+
+    def pictures_grouped(done: int, total: int) -> None:
+        DetectionRun.objects.filter(pk=run.pk).update(stage=f"Grouping copies of pictures: {done:,} of {total:,}")
+
     if {"co_image", "co_image_reuse", "shared_avatar"} & set(run.signals):
-        media_clusters_rebuild()
+        media_clusters_rebuild(progress=pictures_grouped)
     advance("media clusters")
     activity = S.account_activity(params)
     edges: list[S.Edge] = []

@@ -50,6 +50,17 @@ def test_bad_detection_form_is_refused_with_reasons(client, cast):
     assert DetectionRun.objects.count() == 1  # only the hand-built one
 
 
+@pytest.mark.django_db
+def test_the_progress_bar_says_what_the_worker_is_doing(client, cast):
+    inv = build_investigation()
+    run = detection_run_create(dataset=inv.dataset, enqueue=False)
+    DetectionRun.objects.filter(pk=run.pk).update(status="running", progress_done=0,
+                                                  stage="Grouping copies of pictures: 2,000 of 145,575")
+    client.force_login(cast["investigator"])
+    body = client.get(reverse("accounts:detection", args=[run.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert "Grouping copies of pictures: 2,000 of 145,575" in body and 'hx-trigger="every 1s"' in body
+
+
 @pytest.mark.django_db(transaction=True)
 def test_progress_is_visible_while_the_signals_run():
     inv = build_investigation()

@@ -111,8 +111,9 @@ def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, se
     assert set(matches) == {"original.jpg", "mirrored_cropped.jpg", "bannered.jpg"}
     assert matches["mirrored_cropped.jpg"].via.endswith("mirror") and matches["original.jpg"].distance == 0
 
-    result = media_clusters_rebuild()
-    assert result["with_copies"] == 1
+    reported: list[tuple[int, int]] = []
+    result = media_clusters_rebuild(progress=lambda done, total: reported.append((done, total)))
+    assert result["with_copies"] == 1 and reported[-1] == (4, 4)
     cluster = assets["original"].cluster_membership.cluster
     members = set(cluster.members.values_list("asset__original_name", flat=True))
     assert members == {"original.jpg", "mirrored_cropped.jpg", "bannered.jpg"}
