@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from media_analysis.hashing import UnreadableImage, compute_hashes
+from media_analysis.matching import MatchEvidence, Signature, Thresholds, media_match
 from media_analysis.models import HashState, MediaAsset, media_upload_path
 
 logger = logging.getLogger(__name__)
@@ -186,7 +187,6 @@ def media_clusters_rebuild(
     """
     from dataclasses import replace
 
-    from media_analysis.matching import Signature, Thresholds
     from media_analysis.models import MediaCluster, MediaClusterMember
 
     max_distance = settings.PHASH_MATCH_DISTANCE if max_distance is None else max_distance
@@ -264,7 +264,7 @@ class CentreIndex:
 
     TIER = {"phash": 0, "centre": 1, "trimmed": 1, "pdq": 2}
 
-    def __init__(self, thresholds: object, *, neighbours: int = 24) -> None:
+    def __init__(self, thresholds: Thresholds, *, neighbours: int = 24) -> None:
         import faiss
 
         self.thresholds = thresholds
@@ -279,22 +279,22 @@ class CentreIndex:
             index.hnsw.efConstruction = 40
             index.hnsw.efSearch = max(64, neighbours * 2)
         self.owner: dict[str, list[int]] = {name: [] for name in self.indexes}
-        self.signatures: dict[int, object] = {}
+        self.signatures: dict[int, Signature] = {}
 
-    def _vectors(self, signature: object) -> dict[str, list[str]]:
+    def _vectors(self, signature: Signature) -> dict[str, list[str]]:
         trusted = signature.pdq_quality >= self.thresholds.pdq_min_quality
         return {"phash": [signature.phash], "scales": [*signature.centre, *signature.trimmed],
                 "probes": [signature.centre[0], signature.centre_flip, signature.trimmed[0], signature.trimmed_flip],
                 "pdq": [signature.pdq] if trusted else []}
 
-    def _probes(self, signature: object) -> dict[str, list[str]]:
+    def _probes(self, signature: Signature) -> dict[str, list[str]]:
         trusted = signature.pdq_quality >= self.thresholds.pdq_min_quality
         return {"phash": [signature.phash, signature.phash_flip],
                 "scales": [signature.centre[0], signature.centre_flip, signature.trimmed[0], signature.trimmed_flip],
                 "probes": [*signature.centre, *signature.trimmed],
                 "pdq": [signature.pdq, signature.pdq_flip] if trusted else []}
 
-    def add(self, asset_id: int, signature: object) -> None:
+    def add(self, asset_id: int, signature: Signature) -> None:
         self.signatures[asset_id] = signature
         for name, vectors in self._vectors(signature).items():
             if vectors:
@@ -310,9 +310,7 @@ class CentreIndex:
         owners = self.owner[name]
         return {owners[i] for d, i in zip(distances.ravel(), positions.ravel()) if i >= 0 and d <= self.limits[name]}
 
-    def closest(self, signature: object) -> tuple[int, object] | None:
-        from media_analysis.matching import media_match
-
+    def closest(self, signature: Signature) -> tuple[int, MatchEvidence] | None:
         probes = self._probes(signature)
         best = None
         checked: set[int] = set()
