@@ -71,14 +71,15 @@ def _posts(params: Params) -> tuple[str, list]:
             [params.dataset_id])
 
 
-def _keyed_rows(keyed_sql: str, args: list) -> np.ndarray:
+def _keyed_rows(keyed_sql: str, args: list, *, hashed: bool = False) -> np.ndarray:
     """(key, account, time in ms, post) of every keyed post as an (n, 4) int64 array. PostgreSQL packs the
     rows into a few bytea values (16 groups, so none nears bytea's 1 GB limit below ~500 million rows):
     one round trip, no Python object per row. Keys travel as 64-bit hashes: a false match needs a
-    collision, about one chance in 10^7 at ten million posts."""
+    collision, about one chance in 10^7 at ten million posts. hashed: the keys are such hashes already."""
+    key = "q.key::int8" if hashed else "hashtextextended(q.key::text, 0)"
     with connection.cursor() as cursor:
         cursor.execute(f"""
-            SELECT string_agg(int8send(hashtextextended(q.key::text, 0)) || int8send(q.account_id::int8)
+            SELECT string_agg(int8send({key}) || int8send(q.account_id::int8)
                               || int8send(floor(extract(epoch FROM q.posted_at) * 1000)::int8)
                               || int8send(q.post_id::int8), ''::bytea)
             FROM ({keyed_sql}) q GROUP BY q.post_id %% 16""", args)
@@ -112,13 +113,13 @@ def band_pairs(key: np.ndarray, ms: np.ndarray, window_ms: int) -> tuple[np.ndar
 
 
 def _keyed_pairs(signal: str, keyed_sql: str, keyed_args: list, params: Params, *, long_gap: bool = False,
-                 ) -> list[Edge]:
+                 hashed: bool = False) -> list[Edge]:
     """Edges between accounts whose posts share a key within the window (or, with long_gap, beyond the
     window but within the long window). keyed_sql yields int8 (key, account_id, epoch ms, post_id).
 
     The self-join runs in NumPy on the keyed rows (a band join over the time order), not in Python loops."""
     low, high = (params.window, params.long_window) if long_gap else (-1, params.window)
-    rows = _keyed_rows(keyed_sql, keyed_args)
+    rows = _keyed_rows(keyed_sql, keyed_args, hashed=hashed)
     if len(rows) < 2:
         return []
     keys, counts = np.unique(rows[:, 0], return_counts=True)
@@ -136,13 +137,18 @@ def _keyed_pairs(signal: str, keyed_sql: str, keyed_args: list, params: Params, 
     post_a = np.where(swap, row_post[j], row_post[i])
     post_b = np.where(swap, row_post[i], row_post[j])
     key = row_key[i]
-    # One pair of posts counts once, however many keys (links) they share.
     if not a.size:
         return []
-    order = np.lexsort((key, post_b, post_a, gap, b, a))  # the same two posts (one gap) end up side by side
+    # Sorted by account pair, then gap (for the median), then posts (a stable evidence order). One sort key
+    # for the pair where the ids allow it: every key fewer is a pass of the sort over all pairs.
+    pair = a * (1 << 32) + b if b.max() < (1 << 31) else None  # b ≥ a
+    by_pair = (pair,) if pair is not None else (b, a)
+    several = np.unique(row_post).size < row_post.size  # some post has several keys (links)
+    order = np.lexsort((key, post_b, post_a, gap, *by_pair) if several else (post_b, post_a, gap, *by_pair))
     a, b, post_a, post_b, gap, key = a[order], b[order], post_a[order], post_b[order], gap[order], key[order]
-    fresh = np.r_[True, (post_a[1:] != post_a[:-1]) | (post_b[1:] != post_b[:-1])]
-    a, b, post_a, post_b, gap, key = a[fresh], b[fresh], post_a[fresh], post_b[fresh], gap[fresh], key[fresh]
+    if several:  # one pair of posts counts once, however many keys they share: its copies now sit side by side
+        fresh = np.r_[True, (post_a[1:] != post_a[:-1]) | (post_b[1:] != post_b[:-1])]
+        a, b, post_a, post_b, gap, key = a[fresh], b[fresh], post_a[fresh], post_b[fresh], gap[fresh], key[fresh]
     starts = np.flatnonzero(np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])])
     ends = np.r_[starts[1:], a.size]
     edges = []
@@ -150,32 +156,30 @@ def _keyed_pairs(signal: str, keyed_sql: str, keyed_args: list, params: Params, 
     middle_high = (starts + (ends - starts) // 2)
     medians = ((gap[middle_low] + gap[middle_high]) / 2000).round().tolist()
     counts = (ends - starts).tolist()
-    pairs = np.stack([post_a, post_b], axis=1)
-    for start, end, n, median, first, second in zip(starts.tolist(), ends.tolist(), counts, medians, a[starts].tolist(),
-                                                    b[starts].tolist(), strict=True):
+    # The evidence pairs of every edge (its first EVIDENCE_PAIRS), gathered and turned into lists in one go.
+    shown = np.minimum(ends - starts, EVIDENCE_PAIRS)
+    offsets = np.r_[0, np.cumsum(shown)]
+    picked = np.repeat(starts - offsets[:-1], shown) + np.arange(offsets[-1])
+    evidence = np.stack([post_a[picked], post_b[picked]], axis=1).tolist()
+    offsets = offsets.tolist()
+    for k, (start, end, n, median, first, second) in enumerate(zip(starts.tolist(), ends.tolist(), counts, medians,
+                                                                   a[starts].tolist(), b[starts].tolist(), strict=True)):
         edges.append(Edge(
-            signal, first, second, float(n), pairs[start:min(end, start + EVIDENCE_PAIRS)].tolist(),
+            signal, first, second, float(n), evidence[offsets[k]:offsets[k + 1]],
             # Views, not copies: turned into sets only for the edges inside a cluster.
             {"median_gap_seconds": median, "posts": (post_a[start:end], post_b[start:end]), "keys": key[start:end]},
         ))
     return edges
 
 
-TEXT_NORMALISE_FULL = r"""btrim(regexp_replace(regexp_replace(regexp_replace(lower(p.text),
-    'https?://\S+', ' ', 'g'), '@\w+', ' ', 'g'), '\s+', ' ', 'g'))"""
-# The same result, with the regular expressions run only on texts that need them (a URL, a mention,
-# whitespace other than single spaces): most texts only need lower-casing.
-TEXT_NORMALISE = rf"""CASE WHEN strpos(p.text, '@') > 0 OR strpos(p.text, 'http') > 0 OR p.text ~ '[^\S ]|  |^ | $'
-    THEN {TEXT_NORMALISE_FULL} ELSE lower(p.text) END"""
-
-
 def co_text(params: Params) -> list[Edge]:
-    """Identical text after normalisation (case, whitespace, @mentions and URLs removed), reposts excluded."""
+    """Identical text after normalisation (case, whitespace, @mentions and URLs removed), reposts excluded.
+    PostgreSQL keeps each post's normalised text as a 64-bit key and its length (stored generated columns,
+    migration accounts 0011), so nothing is normalised here."""
     source, args = _posts(params)
-    keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, norm.key FROM {source}
-                CROSS JOIN LATERAL (SELECT {TEXT_NORMALISE} AS key) norm
-                WHERE p.repost_of_external_id = '' AND length(norm.key) >= %s"""
-    return _keyed_pairs("co_text", keyed, [*args, params.min_text_chars], params)
+    keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, p.text_key AS key FROM {source}
+                WHERE p.repost_of_external_id = '' AND p.text_chars >= %s"""
+    return _keyed_pairs("co_text", keyed, [*args, params.min_text_chars], params, hashed=True)
 
 
 def co_link(params: Params) -> list[Edge]:
