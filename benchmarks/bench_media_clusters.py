@@ -144,6 +144,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="20000,150000")
     parser.add_argument("--exact-up-to", type=int, default=20000, help="run the exact baseline up to this size")
+    parser.add_argument("--real", type=int, default=0, metavar="N",
+                        help="also the first N hashed pictures of the database INVESTIGATOR_DB_NAME names (for "
+                             "example the scale-10 demo that bench_web.py loads: INVESTIGATOR_DB_NAME=investigator_bench_web)")
     args = parser.parse_args()
     import django
 
@@ -168,6 +171,18 @@ def main() -> None:
                   f"{exact_s / fast_s:>8.1f}× {same:>12.4f} {recovered:>18.4f}")
         else:
             print(f"{size:>9,} {len(first_of):>9,} {size / fast_s:>13,.0f} {'—':>13} {'—':>9} {'—':>12} {recovered:>18.4f}")
+    if args.real:
+        from media_analysis.matching import Signature
+        from media_analysis.models import MediaAsset
+
+        rows = MediaAsset.objects.filter(hash_state="done", signature__isnull=False).order_by("id")
+        signatures = [Signature.from_json(d) for d in rows.values_list("signature", flat=True)[: args.real]]
+        fast, fast_s = leader_first(CentreIndex(thresholds), signatures)
+        exact, exact_s = leader_first(exact_centres(thresholds), signatures)
+        same = sum(1 for a, b in zip(fast, exact) if a == b) / len(signatures)
+        print(f"\nreal pictures: {len(signatures):,}, {len(set(exact)):,} clusters (exact), {len(set(fast)):,} (faiss); "
+              f"faiss {len(signatures) / fast_s:,.0f} pictures/s, exact {len(signatures) / exact_s:,.0f} pictures/s, "
+              f"speed-up {exact_s / fast_s:.1f}×, same centre {same:.4f}")
 
 
 if __name__ == "__main__":
