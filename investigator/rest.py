@@ -1,4 +1,4 @@
-"""What every app's REST API shares: paging, error mapping and the role checks of the pages."""
+"""What every app's REST API shares: paging, errors from services as 400s, and dates in any offset."""
 
 from __future__ import annotations
 
