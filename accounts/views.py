@@ -91,13 +91,6 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
 @require_GET
 @login_required
 def cluster_list(request: HttpRequest) -> HttpResponse:

@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import Account, Cluster, ClusterMember, CoordinationEdge, DetectionRun, Post, PostMedia
+from accounts.services import file_sha256
 from investigator.casefile import SCHEMA
 from investigator.casefile.figures import copy_groups, network_figure, timeline_figure
 from investigator.casefile.report import pdf_render, stix_bundle
@@ -190,7 +191,7 @@ def case_file_build(*, case: Case, user: AbstractBaseUser, out: Path,
             path = Path(settings.MEDIA_ROOT) / asset.file.name
             if path.is_file():
                 archive.write(path, _media_name(asset), compress_type=zipfile.ZIP_STORED)
-                hashes[_media_name(asset)] = _file_sha256(path)
+                hashes[_media_name(asset)] = file_sha256(path)
             if progress:
                 progress(done, total)
         manifest = {
@@ -223,11 +224,3 @@ def case_file_build(*, case: Case, user: AbstractBaseUser, out: Path,
     if progress:
         progress(total, total)
     return manifest
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
