@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -32,45 +34,35 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=50_000)
     parser.add_argument("--window", type=int, default=60)
     parser.add_argument("--skip", default="", help="comma-separated signals to leave out (e.g. co_similar_text)")
+    parser.add_argument("--keep", type=Path, help="a folder for the archive and the toolkit's database; a second run "
+                        "with the same folder reuses them and the imported rows instead of making them again")
     args = parser.parse_args()
 
     import django
 
     django.setup()
-    import sqlite3
-
     from django.core.management import call_command
-    from django.db import connection
 
     from accounts.coordination import signals as S
-    from accounts.demo.io_archive import write_io_archive
-    from accounts.models import Account
-    from accounts.services import import_paths
+    from accounts.models import Account, Dataset
     from benchmarks import cnt
 
     cnt.ensure_installed()
     call_command("migrate", verbosity=0)
     with tempfile.TemporaryDirectory(dir=ROOT / "var") as tmp:
-        folder = Path(tmp) / "archive"
-        started = time.perf_counter()
-        write_io_archive(folder, tweets=args.tweets, accounts=args.accounts, seed=3)
-        print(f"archive: {args.tweets:,} tweets by {args.accounts:,} accounts written in {time.perf_counter() - started:.0f} s",
-              flush=True)
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE accounts_post, accounts_account, accounts_importrun, accounts_dataset CASCADE")
-        started = time.perf_counter()
-        run = import_paths(dataset_name="bench", format="twitter-io", paths=[folder], user=None)
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
-        print(f"imported in {time.perf_counter() - started:.0f} s", flush=True)
-        database = Path(tmp) / "toolkit.db"
-        cnt.write_messages(folder / "synthetic_tweets_csv_hashed.csv", Path(tmp) / "messages.csv")
-        prep = cnt.run(database, "preprocess", "--format", "csv", str(Path(tmp) / "messages.csv"))
-        print(f"toolkit preprocess: {prep['seconds']:.0f} s", flush=True)
-        with sqlite3.connect(database) as db:  # its empty-URL bug would link everyone; compare like with like
-            db.execute("DELETE FROM message_url WHERE url = ''")
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        preprocessed = work / "toolkit-preprocessed.db"
+        dataset = Dataset.objects.filter(name="bench").first()
+        if not (args.keep and preprocessed.exists() and dataset):
+            dataset = prepare(work, preprocessed, args)
+        else:
+            print(f"reusing {work} and the imported dataset", flush=True)
+        # The toolkit indexes its tables on first use and keeps the indexes: every run starts from a fresh copy.
+        database = work / "toolkit.db"
+        shutil.copyfile(preprocessed, database)
 
-        params = S.Params(dataset_id=run.dataset_id, window=args.window, min_text_chars=0, similar_text_min_words=1,
+        params = S.Params(dataset_id=dataset.pk, window=args.window, min_text_chars=0, similar_text_min_words=1,
                           max_key_posts=10**9)
         external = dict(Account.objects.values_list("pk", "external_id"))
         skip = set(filter(None, args.skip.split(",")))
@@ -95,6 +87,35 @@ def main() -> None:
             print(f"{'text+link+repost':<18} {totals['ours']:>8.1f} {totals['theirs']:>10.1f}"
                   f" {totals['theirs'] / totals['ours']:>6.1f}x")
         print("targets: co-text + co-link + co-repost ≥ 3x faster, co-similar-text ≥ 10x faster, equal edge sets")
+
+
+def prepare(work: Path, database: Path, args: argparse.Namespace):
+    """Writes the archive, imports it into the emptied benchmark database and preprocesses it for the toolkit."""
+    from django.db import connection
+
+    from accounts.demo.io_archive import write_io_archive
+    from accounts.services import import_paths
+    from benchmarks import cnt
+
+    folder = work / "archive"
+    started = time.perf_counter()
+    write_io_archive(folder, tweets=args.tweets, accounts=args.accounts, seed=3)
+    print(f"archive: {args.tweets:,} tweets by {args.accounts:,} accounts written in {time.perf_counter() - started:.0f} s",
+          flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE accounts_post, accounts_account, accounts_importrun, accounts_dataset CASCADE")
+    started = time.perf_counter()
+    run = import_paths(dataset_name="bench", format="twitter-io", paths=[folder], user=None)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(f"imported in {time.perf_counter() - started:.0f} s", flush=True)
+    database.unlink(missing_ok=True)
+    cnt.write_messages(folder / "synthetic_tweets_csv_hashed.csv", work / "messages.csv")
+    prep = cnt.run(database, "preprocess", "--format", "csv", str(work / "messages.csv"))
+    print(f"toolkit preprocess: {prep['seconds']:.0f} s", flush=True)
+    with sqlite3.connect(database) as db:  # its empty-URL bug would link everyone; compare like with like
+        db.execute("DELETE FROM message_url WHERE url = ''")
+    return run.dataset
 
 
 if __name__ == "__main__":

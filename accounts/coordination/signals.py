@@ -10,9 +10,8 @@ time order, never a Python loop over pairs.
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -132,18 +131,28 @@ def _keyed_pairs(signal: str, keyed_sql: str, keyed_args: list, params: Params, 
     gap = np.abs(row_ms[j] - row_ms[i])
     keep = (account_i != account_j) & (gap > low * 1000)
     i, j, account_i, account_j, gap = i[keep], j[keep], account_i[keep], account_j[keep], gap[keep]
+    several = np.unique(row_post).size < row_post.size  # some post has several keys (links)
+    return _edges_from_pairs(signal, account_i, account_j, row_post[i], row_post[j], gap, row_key[i], several=several)
+
+
+def _edges_from_pairs(signal: str, account_i: np.ndarray, account_j: np.ndarray, post_i: np.ndarray,
+                      post_j: np.ndarray, gap: np.ndarray, key: np.ndarray | None, *, several: bool) -> list[Edge]:
+    """One edge per pair of accounts from coordinated post pairs (accounts differ; gap in ms), with the
+    pair count as weight, the median gap and the first EVIDENCE_PAIRS post pairs, closest in time first.
+    key: what each post pair shared (None: nothing countable); several: a pair of posts may come more
+    than once (posts with several keys) and counts once."""
     swap = account_i > account_j
     a, b = np.where(swap, account_j, account_i), np.where(swap, account_i, account_j)
-    post_a = np.where(swap, row_post[j], row_post[i])
-    post_b = np.where(swap, row_post[i], row_post[j])
-    key = row_key[i]
+    post_a = np.where(swap, post_j, post_i)
+    post_b = np.where(swap, post_i, post_j)
+    keyed = key is not None
+    key = key if keyed else np.zeros(a.size, dtype=np.int64)
     if not a.size:
         return []
     # Sorted by account pair, then gap (for the median), then posts (a stable evidence order). One sort key
     # for the pair where the ids allow it: every key fewer is a pass of the sort over all pairs.
     pair = a * (1 << 32) + b if b.max() < (1 << 31) else None  # b ≥ a
     by_pair = (pair,) if pair is not None else (b, a)
-    several = np.unique(row_post).size < row_post.size  # some post has several keys (links)
     order = np.lexsort((key, post_b, post_a, gap, *by_pair) if several else (post_b, post_a, gap, *by_pair))
     a, b, post_a, post_b, gap, key = a[order], b[order], post_a[order], post_b[order], gap[order], key[order]
     if several:  # one pair of posts counts once, however many keys they share: its copies now sit side by side
@@ -167,7 +176,8 @@ def _keyed_pairs(signal: str, keyed_sql: str, keyed_args: list, params: Params, 
         edges.append(Edge(
             signal, first, second, float(n), evidence[offsets[k]:offsets[k + 1]],
             # Views, not copies: turned into sets only for the edges inside a cluster.
-            {"median_gap_seconds": median, "posts": (post_a[start:end], post_b[start:end]), "keys": key[start:end]},
+            {"median_gap_seconds": median, "posts": (post_a[start:end], post_b[start:end]),
+             "keys": key[start:end] if keyed else key[:0]},
         ))
     return edges
 
@@ -228,59 +238,83 @@ def co_image_reuse(params: Params) -> list[Edge]:
     return _keyed_pairs("co_image_reuse", keyed, args, params, long_gap=True)
 
 
-WORD_RE = re.compile(r"\w+", re.UNICODE)
-URL_OR_MENTION_RE = re.compile(r"https?://\S+|@\w+")
+# Words of a text, as the toolkit-compatible set used by co_similar_text: case-folded, links and @mentions
+# removed. Texts travel joined by NUL, which PostgreSQL text never contains, so a link stops there.
+WORD_OR_END_RE = re.compile(r"\w+|\x00", re.UNICODE)
+URL_OR_MENTION_RE = re.compile(r"https?://[^\s\x00]+|@\w+")
+VERIFY_BLOCK = 1_000_000  # candidate pairs whose word sets are intersected at once
+
+
+def word_sets(joined: str, count: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The distinct words of `count` texts joined by NUL, as parallel (text index, word) arrays sorted by
+    text, each text's words rarest first (fewest occurrences, then first seen), and the vocabulary size.
+    One regular-expression pass over the whole string and C-level dictionary work; no Python set per text.
+
+    Any fixed order of the words serves prefix filtering; rarest first keeps the prefixes selective."""
+    tokens = WORD_OR_END_RE.findall(URL_OR_MENTION_RE.sub(" ", joined.casefold()))
+    vocabulary = dict.fromkeys(tokens)
+    vocabulary["\x00"] = None  # present even with no texts
+    for number, token in enumerate(vocabulary):
+        vocabulary[token] = number
+    ids = np.fromiter(map(vocabulary.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+    end = ids == vocabulary["\x00"]
+    text = np.cumsum(end)
+    if count and (text[-1] if text.size else 0) != count - 1:
+        raise ValueError("the joined texts do not match their count")
+    words = ~end
+    ids, text = ids[words], text[words]
+    size = len(vocabulary)
+    rank = np.empty(size, dtype=np.int64)
+    rank[np.argsort(np.bincount(ids, minlength=size), kind="stable")] = np.arange(size)
+    key = np.sort(text * size + rank[ids])
+    key = key[np.r_[True, key[1:] != key[:-1]]] if key.size else key
+    return key // size, key % size, size
 
 
 def co_similar_text(params: Params) -> list[Edge]:
     """Near-identical text: Jaccard similarity of word sets ≥ the threshold, within the window.
 
-    An exact set-similarity join with prefix filtering: words are ranked rarest first; two sets can only
-    reach Jaccard t if they share one of the first |s| - ceil(t·|s|) + 1 words of each, so only posts that
-    share such a rare word (and fall within the window) are ever compared."""
+    An exact set-similarity join with prefix filtering, in NumPy: words are ranked rarest first; two sets
+    can only reach Jaccard t if they share one of the first |s| - ceil(t·|s|) + 1 words of each, so only
+    posts that share such a word within the window (a band join on (word, time)) are candidates, and
+    only candidates have their word sets intersected (sparse rows, in blocks)."""
+    from scipy import sparse
+
     source, args = _posts(params)
     with connection.cursor() as cursor:
-        cursor.execute(f"""SELECT p.id, p.account_id, extract(epoch FROM p.posted_at)::float8, p.text FROM {source}
-                           WHERE p.repost_of_external_id = '' AND p.text <> '' ORDER BY p.posted_at, p.id""", args)
-        rows = cursor.fetchall()
-    sets = [frozenset(WORD_RE.findall(URL_OR_MENTION_RE.sub(" ", text.casefold()))) for _, _, _, text in rows]
-    frequency = Counter(word for words in sets for word in words)
-    threshold, window = params.similar_text_threshold, params.window
-    # Per word, the posts (in time order) that have it in their prefix; entries older than the window
-    # are dropped from the front as time moves on, so each list only holds the current window.
-    index: dict[str, deque[int]] = defaultdict(deque)
-    found: dict[tuple[int, int], list[tuple[float, int, int]]] = defaultdict(list)
-    for i, (post_id, account_id, when, _) in enumerate(rows):
-        words = sets[i]
-        if len(words) < params.similar_text_min_words:
-            continue
-        ranked = sorted(words, key=lambda w: (frequency[w], w))
-        prefix = ranked[: len(ranked) - math.ceil(threshold * len(ranked)) + 1]
-        candidates = set()
-        for word in prefix:
-            posts = index[word]
-            while posts and rows[posts[0]][2] < when - window:
-                posts.popleft()
-            candidates.update(posts)
-            posts.append(i)
-        for j in candidates:
-            other = rows[j]
-            if other[1] == account_id:
-                continue
-            union = len(words | sets[j])
-            if union and len(words & sets[j]) / union >= threshold:
-                a, b = sorted((account_id, other[1]))
-                pair = [other[0], post_id] if other[1] == a else [post_id, other[0]]
-                found[(a, b)].append((when - other[2], *pair))
-    edges = []
-    for (a, b), pairs in found.items():
-        pairs.sort()
-        gaps = [p[0] for p in pairs]
-        posts = (np.array([x for _, x, _ in pairs]), np.array([y for _, _, y in pairs]))
-        edges.append(Edge("co_similar_text", a, b, float(len(pairs)), [[p[1], p[2]] for p in pairs[:EVIDENCE_PAIRS]],
-                          {"median_gap_seconds": round(float(np.median(gaps))), "posts": posts,
-                           "keys": np.empty(0, dtype=np.int64)}))
-    return edges
+        cursor.execute(f"""
+            SELECT string_agg(int8send(p.account_id::int8) || int8send(floor(extract(epoch FROM p.posted_at) * 1000)::int8)
+                              || int8send(p.id::int8), ''::bytea ORDER BY p.id),
+                   string_agg(convert_to(p.text, 'UTF8'), '\\x00'::bytea ORDER BY p.id)
+            FROM {source} WHERE p.repost_of_external_id = '' AND p.text <> '' GROUP BY p.id %% 16""", args)
+        chunks = cursor.fetchall()
+    if not chunks:
+        return []
+    rows = np.frombuffer(b"".join(bytes(c[0]) for c in chunks), dtype=">i8").reshape(-1, 3).astype(np.int64)
+    account, ms, post_id = rows[:, 0], rows[:, 1], rows[:, 2]
+    text, word, vocabulary = word_sets(b"\x00".join(bytes(c[1]) for c in chunks).decode("utf-8"), len(rows))
+    threshold = params.similar_text_threshold
+    size = np.bincount(text, minlength=len(rows))
+    rank = np.arange(text.size) - np.repeat(np.cumsum(size) - size, size)  # each text's words come rarest first
+    prefix = size - np.ceil(threshold * size).astype(np.int64) + 1
+    keep = (rank < prefix[text]) & (size[text] >= params.similar_text_min_words)
+    first, second = band_pairs(word[keep], ms[text[keep]], params.window * 1000)
+    i, j = text[keep][first], text[keep][second]
+    other = account[i] != account[j]
+    i, j = i[other], j[other]
+    candidates = np.sort(np.minimum(i, j) * len(rows) + np.maximum(i, j))
+    candidates = candidates[np.r_[True, candidates[1:] != candidates[:-1]]] if candidates.size else candidates
+    # (a pair sharing several prefix words is checked once)
+    i, j = candidates // len(rows), candidates % len(rows)
+    matrix = sparse.csr_matrix((np.ones(text.size, dtype=np.int32), (text, word)), shape=(len(rows), vocabulary))
+    similar = np.zeros(i.size, dtype=bool)
+    for start in range(0, i.size, VERIFY_BLOCK):
+        x, y = i[start:start + VERIFY_BLOCK], j[start:start + VERIFY_BLOCK]
+        shared = np.asarray(matrix[x].multiply(matrix[y]).sum(axis=1)).ravel()
+        similar[start:start + VERIFY_BLOCK] = shared / (size[x] + size[y] - shared) >= threshold
+    i, j = i[similar], j[similar]
+    return _edges_from_pairs("co_similar_text", account[i], account[j], post_id[i], post_id[j],
+                             np.abs(ms[j] - ms[i]), None, several=False)
 
 
 def _accounts(params: Params) -> tuple[str, list]:

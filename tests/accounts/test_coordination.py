@@ -98,6 +98,34 @@ def test_co_similar_text_needs_jaccard_over_threshold(dataset):
     assert not S.co_similar_text(S.Params(dataset_id=dataset.pk, similar_text_threshold=0.9))
 
 
+def test_co_similar_text_counts_each_post_pair_once_and_checks_in_blocks(dataset, monkeypatch):
+    a, b, c = (account(dataset, h) for h in ("alpha", "bravo", "charlie"))
+    text = "rare1 rare2 rare3 rare4 rare5 and the usual filler words here"
+    first = [post(a, minute, text) for minute in (0, 1)]
+    second = [post(b, minute, text.replace("usual", "USUAL")) for minute in (2, 3)]  # case is not a difference
+    post(c, 2, "rare1 rare2 something else entirely that shares little with them")
+    edges = S.co_similar_text(S.Params(dataset_id=dataset.pk))
+    assert pairs(edges, "co_similar_text") == {ordered(a, b)}
+    (edge,) = edges
+    # 2 × 2 post pairs, each once although the posts share every prefix word; closest in time first
+    assert edge.weight == 4 and len(edge.pairs) == 4
+    assert edge.pairs[0] in ([first[1].pk, second[0].pk], [second[0].pk, first[1].pk])
+    assert edge.detail["median_gap_seconds"] == 120
+    monkeypatch.setattr(S, "VERIFY_BLOCK", 1)
+    (again,) = S.co_similar_text(S.Params(dataset_id=dataset.pk))
+    assert again.pairs == edge.pairs and again.weight == edge.weight
+
+
+def test_word_sets_read_joined_texts():
+    joined = "\x00".join(["Hello https://t.co/x\u00e9 @someone world", "STRASSE straße", "https://only.link", "x" * 5000])
+    text, word, size = S.word_sets(joined, 4)
+    sets = [set(word[text == i].tolist()) for i in range(4)]
+    assert len(sets[0]) == 2 and len(sets[1]) == 1 and sets[2] == set() and len(sets[3]) == 1
+    assert size == 5  # the end marker and four words
+    with pytest.raises(ValueError, match="count"):
+        S.word_sets(joined, 5)
+
+
 def test_co_link_never_joins_on_empty_links(dataset):
     a, b, c = (account(dataset, h) for h in ("alpha", "bravo", "charlie"))
     post(a, 0, links=["https://example.com/story"])
