@@ -10,9 +10,11 @@ time order, never a Python loop over pairs.
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -111,30 +113,46 @@ def band_pairs(key: np.ndarray, ms: np.ndarray, window_ms: int) -> tuple[np.ndar
     return order[i], order[j]
 
 
-def _keyed_pairs(signal: str, keyed_sql: str, keyed_args: list, params: Params, *, long_gap: bool = False,
-                 hashed: bool = False) -> list[Edge]:
+def _keyed_pairs(signal: str, rows: np.ndarray, params: Params, *, long_gap: bool = False) -> list[Edge]:
     """Edges between accounts whose posts share a key within the window (or, with long_gap, beyond the
-    window but within the long window). keyed_sql yields int8 (key, account_id, epoch ms, post_id).
+    window but within the long window). rows: (key, account, time in ms, post), as _keyed_rows gives them.
 
     The self-join runs in NumPy on the keyed rows (a band join over the time order), not in Python loops."""
     low, high = (params.window, params.long_window) if long_gap else (-1, params.window)
-    rows = _keyed_rows(keyed_sql, keyed_args, hashed=hashed)
     if len(rows) < 2:
         return []
-    keys, counts = np.unique(rows[:, 0], return_counts=True)
-    generic = keys[counts > params.max_key_posts]
-    if generic.size:
-        rows = rows[~np.isin(rows[:, 0], generic)]
+    if len(rows) > params.max_key_posts:  # else no key can be in more posts than that
+        keys = np.sort(rows[:, 0])
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        generic = keys[starts][np.diff(np.r_[starts, keys.size]) > params.max_key_posts]
+        if generic.size:
+            rows = rows[~np.isin(rows[:, 0], generic)]
     row_key, row_account, row_ms, row_post = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
     i, j = band_pairs(row_key, row_ms, high * 1000)
     account_i, account_j = row_account[i], row_account[j]
     gap = np.abs(row_ms[j] - row_ms[i])
     keep = (account_i != account_j) & (gap > low * 1000)
     i, j, account_i, account_j, gap = i[keep], j[keep], account_i[keep], account_j[keep], gap[keep]
-    several = np.unique(row_post).size < row_post.size  # some post has several keys (links)
+    posts = np.sort(row_post)
+    several = bool((posts[1:] == posts[:-1]).any())  # some post has several keys (links)
     return _edges_from_pairs(signal, account_i, account_j, row_post[i], row_post[j], gap, row_key[i], several=several)
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """For building many small lists and objects at once (evidence pairs, edges), none in a reference cycle:
+    the cyclic collector would otherwise rescan every live object again and again as they pile up (4-5x
+    the time of the building itself)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@_gc_paused()
 def _edges_from_pairs(signal: str, account_i: np.ndarray, account_j: np.ndarray, post_i: np.ndarray,
                       post_j: np.ndarray, gap: np.ndarray, key: np.ndarray | None, *, several: bool) -> list[Edge]:
     """One edge per pair of accounts from coordinated post pairs (accounts differ; gap in ms), with the
@@ -189,7 +207,7 @@ def co_text(params: Params) -> list[Edge]:
     source, args = _posts(params)
     keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, p.text_key AS key FROM {source}
                 WHERE p.repost_of_external_id = '' AND p.text_chars >= %s"""
-    return _keyed_pairs("co_text", keyed, [*args, params.min_text_chars], params, hashed=True)
+    return _keyed_pairs("co_text", _keyed_rows(keyed, [*args, params.min_text_chars], hashed=True), params)
 
 
 def co_link(params: Params) -> list[Edge]:
@@ -198,7 +216,7 @@ def co_link(params: Params) -> list[Edge]:
     keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, link AS key FROM {source}
                 CROSS JOIN LATERAL unnest(p.links) AS link
                 WHERE p.repost_of_external_id = '' AND link <> ''"""
-    return _keyed_pairs("co_link", keyed, args, params)
+    return _keyed_pairs("co_link", _keyed_rows(keyed, args), params)
 
 
 def co_repost(params: Params) -> list[Edge]:
@@ -206,7 +224,7 @@ def co_repost(params: Params) -> list[Edge]:
     source, args = _posts(params)
     keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at, p.repost_of_external_id AS key FROM {source}
                 WHERE p.repost_of_external_id <> ''"""
-    return _keyed_pairs("co_repost", keyed, args, params)
+    return _keyed_pairs("co_repost", _keyed_rows(keyed, args), params)
 
 
 def co_hashtag_sequence(params: Params) -> list[Edge]:
@@ -215,7 +233,7 @@ def co_hashtag_sequence(params: Params) -> list[Edge]:
     keyed = f"""SELECT p.id AS post_id, p.account_id, p.posted_at,
                        array_to_string(ARRAY(SELECT DISTINCT t FROM unnest(p.hashtags) t ORDER BY t), ' ') AS key
                 FROM {source} WHERE cardinality(p.hashtags) >= %s"""
-    return _keyed_pairs("co_hashtag_sequence", keyed, [*args, params.hashtag_min_tags], params)
+    return _keyed_pairs("co_hashtag_sequence", _keyed_rows(keyed, [*args, params.hashtag_min_tags]), params)
 
 
 def _co_image_keyed(params: Params) -> tuple[str, list]:
@@ -229,13 +247,13 @@ def _co_image_keyed(params: Params) -> tuple[str, list]:
 def co_image(params: Params) -> list[Edge]:
     """Copies and near-copies of one picture (a media cluster) posted within the window."""
     keyed, args = _co_image_keyed(params)
-    return _keyed_pairs("co_image", keyed, args, params)
+    return _keyed_pairs("co_image", _keyed_rows(keyed, args), params)
 
 
 def co_image_reuse(params: Params) -> list[Edge]:
     """The same picture posted again further apart than the window ("weeks apart"): reported, and weaker."""
     keyed, args = _co_image_keyed(params)
-    return _keyed_pairs("co_image_reuse", keyed, args, params, long_gap=True)
+    return _keyed_pairs("co_image_reuse", _keyed_rows(keyed, args), params, long_gap=True)
 
 
 # Words of a text, as the toolkit-compatible set used by co_similar_text: case-folded, links and @mentions
