@@ -143,11 +143,16 @@ def posts_load(*, rows: list[tuple], dataset_id: int) -> tuple[int, int, list[tu
                 SELECT t.id, %s FROM accounts_post t JOIN import_stage_post s
                   ON t.platform_id = s.platform_id AND t.external_id = s.external_id
                 ON CONFLICT DO NOTHING""", [dataset_id])
+        # A repost whose original is stored already points at it from the start: setting it later (reposts_link)
+        # writes every such row twice, with all its index entries.
         cursor.execute(f"""
             WITH created AS (
-                INSERT INTO accounts_post (platform_id, external_id, account_id, {', '.join(columns)}, imported_at, extra)
-                SELECT s.platform_id, s.external_id, s.account_id, {', '.join(values)}, now(), s.extra
+                INSERT INTO accounts_post (platform_id, external_id, account_id, {', '.join(columns)}, imported_at, extra,
+                                           repost_of_id)
+                SELECT s.platform_id, s.external_id, s.account_id, {', '.join(values)}, now(), s.extra, o.id
                 FROM {latest}
+                LEFT JOIN accounts_post o ON s.repost_of_external_id <> '' AND o.platform_id = s.platform_id
+                                         AND o.external_id = s.repost_of_external_id
                 ON CONFLICT (platform_id, external_id) DO NOTHING
                 RETURNING id)
             INSERT INTO accounts_post_datasets (post_id, dataset_id) SELECT id, %s FROM created""", [dataset_id])
@@ -166,7 +171,8 @@ def array_field(items: list[str]) -> str:
 
 
 def reposts_link(*, dataset_id: int) -> int:
-    """Point reposts at their originals once both are stored (the original may come later in the file)."""
+    """Point reposts at their originals once both are stored: those whose original came later in the files
+    (posts_load links the others as it stores them)."""
     with connection.cursor() as cursor:
         cursor.execute("""
             UPDATE accounts_post r SET repost_of_id = o.id

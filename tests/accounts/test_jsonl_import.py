@@ -48,3 +48,26 @@ def test_jsonl_import_validates_each_line(tmp_path, capsys):
     assert MediaAsset.objects.count() == 1
     assert Account.objects.get(external_id="1").display_name == "<b>Ana</b>"  # stored as given; escaped on output
     assert Post.objects.count() == 1
+
+
+def test_reposts_point_at_originals_stored_before_them_in_a_later_batch_or_after_them(tmp_path, monkeypatch):
+    from accounts import services
+    from accounts.importers import load
+
+    monkeypatch.setattr(services, "BATCH_SIZE", 3)  # the original of r1 sits in an earlier batch, r2's comes later
+    linked_after = []
+    link = load.reposts_link
+    monkeypatch.setattr(load, "reposts_link", lambda **kwargs: linked_after.append(link(**kwargs)))
+
+    def post(id_, repost_of=""):
+        return {"type": "post", "platform": "twitter", "id": id_, "account_id": "1", "repost_of": repost_of,
+                "posted_at": "2018-08-04T10:00:00Z", "text": f"post {id_}"}
+
+    lines = [{"type": "account", "platform": "twitter", "id": "1", "handle": "ana"}, post("o1"), post("x"),
+             post("r1", "o1"), post("r2", "o2"), post("y"), post("o2"), post("r3", "elsewhere")]
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    call_command("import_data", str(path), dataset="reposts", json=True)
+    originals = dict(Post.objects.filter(repost_of_external_id__gt="").values_list("external_id", "repost_of__external_id"))
+    assert originals == {"r1": "o1", "r2": "o2", "r3": None}  # r3's original is not in the data
+    assert linked_after == [1]  # r1 was linked as it was stored; only r2 waited for the end
