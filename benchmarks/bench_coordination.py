@@ -11,6 +11,7 @@ rows, checks that the edge sets are equal, and prints seconds and ratios. Figure
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sqlite3
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "investigator.settings")
-os.environ.setdefault("INVESTIGATOR_DB_NAME", "investigator_bench")
+os.environ.setdefault("INVESTIGATOR_DB_NAME", "investigator_bench_coordination")  # bench_import empties its own
 
 PAIRS = (("co_text", "co_tweet", ()), ("co_link", "co_link", ()), ("co_repost", "co_retweet", ()),
          ("co_similar_text", "co_similar_tweet", ("--similarity_threshold", "0.8")))
@@ -53,11 +54,16 @@ def main() -> None:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         preprocessed = work / "toolkit-preprocessed.db"
-        dataset = Dataset.objects.filter(name="bench").first()
-        if not (args.keep and preprocessed.exists() and dataset):
-            dataset = prepare(work, preprocessed, args)
-        else:
+        marker = work / "imported.json"
+        wanted = {"tweets": args.tweets, "accounts": args.accounts, "database": os.environ["INVESTIGATOR_DB_NAME"]}
+        kept = json.loads(marker.read_text()) if args.keep and marker.exists() and preprocessed.exists() else {}
+        dataset = Dataset.objects.filter(pk=kept.get("dataset"), name="bench").first()
+        if dataset and {k: kept.get(k) for k in wanted} == wanted and dataset.posts.count() == kept.get("posts"):
             print(f"reusing {work} and the imported dataset", flush=True)
+        else:
+            marker.unlink(missing_ok=True)
+            dataset = prepare(work, preprocessed, args)
+            marker.write_text(json.dumps({**wanted, "dataset": dataset.pk, "posts": dataset.posts.count()}))
         # The toolkit indexes its tables on first use and keeps the indexes: every run starts from a fresh copy.
         database = work / "toolkit.db"
         shutil.copyfile(preprocessed, database)
