@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -495,43 +495,56 @@ def _common_stem(x: str, y: str) -> str:
 
 
 def synchronised_activity(params: Params, among: set[int] | None = None, block: int = 2000) -> list[Edge]:
-    """Accounts whose posting-time series (posts per hour) are strongly correlated, over the hours they
-    were active together. Correlations are computed a block of rows at a time (memory: block × accounts);
-    `among` limits it to those accounts."""
+    """Accounts whose posting-time series (posts per hour) are strongly correlated (Pearson, over every hour
+    in which any of the accounts posted), with at least sync_min_shared_bins hours active together.
+
+    The series are sparse rows (an account posts in few of the hours), so only pairs that share an active
+    hour are ever multiplied: for centred series, x·y - n·mean(x)·mean(y) over the product of their norms.
+    Rows are taken a block at a time (memory: the block's pairs that share an hour); `among` limits it to
+    those accounts."""
+    from scipy import sparse
+
     source, args = _posts(params)
     with connection.cursor() as cursor:
         cursor.execute(f"""
             SELECT p.account_id, floor(extract(epoch FROM p.posted_at) / %s)::bigint AS bin, count(*)
             FROM {source} GROUP BY 1, 2""", [params.sync_bin, *args])
-        rows = cursor.fetchall()
-    per_account = Counter(a for a, _, _ in rows)
-    counts = defaultdict(int)
-    for a, _, n in rows:
-        counts[a] += n
-    accounts = sorted(a for a in per_account if counts[a] >= params.sync_min_posts and (among is None or a in among))
-    if len(accounts) < 2:
+        found = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 3)
+    account, hour, count = found[:, 0], found[:, 1], found[:, 2]
+    ids, row = np.unique(account, return_inverse=True)
+    wanted = np.bincount(row, weights=count) >= params.sync_min_posts
+    if among is not None:
+        wanted &= np.isin(ids, np.fromiter(among, dtype=np.int64, count=len(among)))
+    keep = wanted[row]
+    if wanted.sum() < 2:
         return []
-    bins = sorted({b for a, b, _ in rows if a in set(accounts)})
-    column = {b: i for i, b in enumerate(bins)}
-    row_of = {a: i for i, a in enumerate(accounts)}
-    matrix = np.zeros((len(accounts), len(bins)), dtype=np.float32)
-    for a, b, n in rows:
-        if a in row_of:
-            matrix[row_of[a], column[b]] = n
-    active = (matrix > 0).astype(np.float32)
-    centred = matrix - matrix.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(centred, axis=1)
-    norms[norms == 0] = 1
+    accounts = ids[wanted]
+    row = np.searchsorted(accounts, account[keep])
+    bins, column = np.unique(hour[keep], return_inverse=True)
+    n = bins.size
+    series = sparse.csr_matrix((count[keep].astype(np.float64), (row, column)), shape=(accounts.size, n))
+    active = series.copy()
+    active.data[:] = 1.0
+    mean = np.asarray(series.sum(axis=1)).ravel() / n
+    norm = np.sqrt(np.maximum(np.asarray(series.multiply(series).sum(axis=1)).ravel() - n * mean ** 2, 0))
+    norm[norm == 0] = 1
     edges = []
-    for start in range(0, len(accounts), block):
-        rows = slice(start, start + block)
-        shared = active[rows] @ active.T
-        correlation = (centred[rows] @ centred.T) / np.outer(norms[rows], norms)
-        hit = (correlation >= params.sync_min_correlation) & (shared >= params.sync_min_shared_bins)
-        for i, j in np.argwhere(hit):
-            if j > i + start:
-                edges.append(Edge("synchronised_activity", accounts[i + start], accounts[j], float(shared[i, j]), [],
-                                  {"correlation": round(float(correlation[i, j]), 3), "shared_hours": int(shared[i, j])}))
+    for start in range(0, accounts.size, block):
+        part = slice(start, start + block)
+        shared = (active[part] @ active.T).tocsr()
+        dots = (series[part] @ series.T).tocsr()
+        shared.sort_indices()
+        dots.sort_indices()  # the same pattern: a product is non-zero exactly where two accounts share an hour
+        i = np.repeat(np.arange(shared.shape[0]), np.diff(shared.indptr)) + start
+        j = shared.indices
+        pick = (j > i) & (shared.data >= params.sync_min_shared_bins)
+        i, j, hours, dot = i[pick], j[pick], shared.data[pick], dots.data[pick]
+        correlation = (dot - n * mean[i] * mean[j]) / (norm[i] * norm[j])
+        hit = correlation >= params.sync_min_correlation
+        for a, b, h, c in zip(accounts[i[hit]].tolist(), accounts[j[hit]].tolist(), hours[hit].tolist(),
+                              correlation[hit].tolist(), strict=True):
+            edges.append(Edge("synchronised_activity", a, b, float(h), [],
+                              {"correlation": round(c, 3), "shared_hours": int(h)}))
     return edges
 
 

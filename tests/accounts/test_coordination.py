@@ -240,6 +240,37 @@ def test_synchronised_activity(dataset):
     assert S.synchronised_activity(S.Params(dataset_id=dataset.pk), among={a.pk, c.pk}) == []
 
 
+def test_synchronised_activity_equals_dense_pearson_correlation(dataset):
+    import random
+
+    import numpy as np
+
+    rng = random.Random(7)
+    hours: dict = {}
+    leaders = [rng.sample(range(300), 12) for _ in range(3)]
+    for n in range(9):  # three groups: a leader's hours, copied with a few changes, and unrelated accounts
+        own = set(leaders[n % 3]) if n < 6 else set(rng.sample(range(300), 12))
+        own ^= set(rng.sample(range(300), n % 4))
+        hours[account(dataset, f"acct{n}")] = sorted(own)
+    for owner, active in hours.items():
+        for hour in active:
+            for _ in range(1 + hour % 2):
+                post(owner, hour * 60)
+    edges = S.synchronised_activity(S.Params(dataset_id=dataset.pk))
+    found = {(e.a, e.b): e.detail["correlation"] for e in edges}
+
+    owners = sorted(hours, key=lambda o: o.pk)
+    bins = sorted({h for o in owners for h in hours[o]})
+    matrix = np.array([[(1 + h % 2) if h in hours[o] else 0 for h in bins] for o in owners], dtype=float)
+    correlation = np.corrcoef(matrix)
+    shared = (matrix > 0).astype(int) @ (matrix > 0).astype(int).T
+    expected = {(owners[i].pk, owners[j].pk): round(float(correlation[i, j]), 3)
+                for i in range(len(owners)) for j in range(i + 1, len(owners))
+                if correlation[i, j] >= 0.6 and shared[i, j] >= 4}
+    assert expected and found == expected
+    assert {(e.a, e.b) for e in S.synchronised_activity(S.Params(dataset_id=dataset.pk), block=2)} == set(expected)
+
+
 def test_large_groups_are_linked_linearly_not_as_cliques():
     small = S._group_pairs([5, 1, 3])
     assert sorted(small) == [(1, 3), (1, 5), (3, 5)]
