@@ -531,12 +531,15 @@ def synchronised_activity(params: Params, among: set[int] | None = None, block: 
     edges = []
     for start in range(0, accounts.size, block):
         part = slice(start, start + block)
-        shared = (active[part] @ active.T).tocsr()
-        dots = (series[part] @ series.T).tocsr()
-        shared.sort_indices()
-        dots.sort_indices()  # the same pattern: a product is non-zero exactly where two accounts share an hour
+        # Each block against itself and the accounts after it only: every pair once.
+        shared = active[part] @ active[start:].T
+        dots = series[part] @ series[start:].T
+        # Both have the pattern "shares an hour", built in the same order from inputs of the same pattern.
+        if not (np.array_equal(shared.indptr, dots.indptr) and np.array_equal(shared.indices, dots.indices)):
+            shared.sort_indices()
+            dots.sort_indices()
         i = np.repeat(np.arange(shared.shape[0]), np.diff(shared.indptr)) + start
-        j = shared.indices
+        j = shared.indices + start
         pick = (j > i) & (shared.data >= params.sync_min_shared_bins)
         i, j, hours, dot = i[pick], j[pick], shared.data[pick], dots.data[pick]
         correlation = (dot - n * mean[i] * mean[j]) / (norm[i] * norm[j])
