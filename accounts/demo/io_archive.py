@@ -51,12 +51,14 @@ def write_io_archive(folder: Path, *, tweets: int, accounts: int, seed: int = 1,
         groups[f"g{len(groups)}"] = grouped[index:index + size]
         index += size
     folder.mkdir(parents=True, exist_ok=True)
+    followers: dict[str, int] = {}  # each account's follower count at the start; one more every day
     with (folder / "synthetic_users_csv_hashed.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(USER_COLUMNS)
         for n, user in enumerate(users):
             created = START - timedelta(days=rng.randint(10, 2000))
-            writer.writerow([user, f"User {n}", f"user_{n}", "", "", "", rng.randint(0, 5000), rng.randint(0, 2000),
+            followers[user] = rng.randint(0, 5000)
+            writer.writerow([user, f"User {n}", f"user_{n}", "", "", "", followers[user], rng.randint(0, 2000),
                              created.date().isoformat(), "en"])
     span = days * 86400
     recent: list[tuple[int, str]] = []  # (tweet id, author) of recent originals, for retweets
@@ -71,7 +73,7 @@ def write_io_archive(folder: Path, *, tweets: int, accounts: int, seed: int = 1,
             tweet_id += rng.randint(1, 1000)
             moment = (START + timedelta(seconds=min(when, span - 1))).strftime("%Y-%m-%d %H:%M")
             writer.writerow([
-                tweet_id, user, "", "", "", "", "", rng.randint(0, 5000), 100, "", "en", "en", text, moment, "Web", "",
+                tweet_id, user, "", "", "", "", "", followers[user] + when // 86400, 100, "", "en", "en", text, moment, "Web", "",
                 "", "", str(retweet is not None), retweet[1] if retweet else "", retweet[0] if retweet else "", "", "",
                 0, 0, rng.randint(0, 50), rng.randint(0, 20), "[" + ", ".join(tags) + "]",
                 "[" + ", ".join(f"'{u}'" for u in urls) + "]", "[]", "",
