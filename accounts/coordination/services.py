@@ -165,15 +165,17 @@ def _detect(run: DetectionRun, advance: Callable[[str], None]) -> dict:
     }
 
 
-def _edges_store(run: DetectionRun, edges: list[S.Edge]) -> None:
-    params = {k: v for k, v in run.parameters.items() if k != "media"}
-    CoordinationEdge.objects.bulk_create(
-        [CoordinationEdge(detection_run=run, account_a_id=e.a, account_b_id=e.b, signal=e.signal,
-                          parameters={"window": params.get("window")} if e.signal in CONTENT_SIGNALS else {},
-                          weight=e.weight, evidence=e.pairs, explanation=_edge_explanation(e))
-         for e in _merged_edges(edges)],
-        batch_size=2000,
-    )
+def _edges_store(run: DetectionRun, edges: list[S.Edge], batch: int = 5000) -> None:
+    """Writes the edges a batch at a time: a million model instances at once would double the memory."""
+    window = {k: v for k, v in run.parameters.items() if k != "media"}.get("window")
+    merged = _merged_edges(edges)
+    for start in range(0, len(merged), batch):
+        CoordinationEdge.objects.bulk_create([
+            CoordinationEdge(detection_run=run, account_a_id=e.a, account_b_id=e.b, signal=e.signal,
+                             parameters={"window": window} if e.signal in CONTENT_SIGNALS else {},
+                             weight=e.weight, evidence=e.pairs, explanation=_edge_explanation(e))
+            for e in merged[start:start + batch]
+        ])
 
 
 def _merged_edges(edges: list[S.Edge]) -> list[S.Edge]:

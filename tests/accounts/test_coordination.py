@@ -271,6 +271,21 @@ def test_synchronised_activity_equals_dense_pearson_correlation(dataset):
     assert {(e.a, e.b) for e in S.synchronised_activity(S.Params(dataset_id=dataset.pk), block=2)} == set(expected)
 
 
+def test_edges_are_stored_in_batches_once_per_pair_and_signal(dataset):
+    from accounts.coordination.services import _edges_store
+    from accounts.models import CoordinationEdge
+
+    people = [account(dataset, f"p{n}") for n in range(6)]
+    run = detection_run_create(dataset=dataset, signals=["co_text"], enqueue=False)
+    edges = [S.Edge("co_text", people[n].pk, people[n + 1].pk, 2.0, [[1, 2]]) for n in range(5)]
+    edges.append(S.Edge("co_text", people[1].pk, people[0].pk, 9.0))  # the same pair again: the first one stays
+    _edges_store(run, edges, batch=2)
+    stored = CoordinationEdge.objects.filter(detection_run=run)
+    assert stored.count() == 5
+    assert sorted(stored.values_list("weight", flat=True)) == [2.0] * 5
+    assert all(e.evidence == [[1, 2]] and e.parameters == {"window": 600} for e in stored)
+
+
 def test_large_groups_are_linked_linearly_not_as_cliques():
     small = S._group_pairs([5, 1, 3])
     assert sorted(small) == [(1, 3), (1, 5), (3, 5)]
