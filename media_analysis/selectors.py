@@ -15,6 +15,7 @@ from django.db.models import Count, QuerySet
 from pgvector.django import HammingDistance
 
 from investigator.roles import INVESTIGATOR, has_role
+from media_analysis.hash_scan import hash_scan
 from media_analysis.hashing import UnreadableImage, compute_hashes
 from media_analysis.matching import Signature, Thresholds, hamming, media_match
 from media_analysis.models import HashState, MediaAsset
@@ -104,7 +105,9 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
     """Stored pictures near a probe on any indexed signature: whole-picture pHash (and the probe's mirror),
     PDQ (and its mirror) when trusted, and the central region (plain, mirrored, without banners). Per
     signature: the `neighbours` nearest, and every stored picture within that signature's threshold
-    however many there are (knn_within)."""
+    however many there are. Found by an exact scan of the process's in-memory copy of the hashes
+    (media_analysis.hash_scan), or with more stored pictures than settings.MEDIA_SCAN_MAX_ROWS by the
+    HNSW indexes (knn_within)."""
     thresholds = thresholds or Thresholds.from_settings()
     probes = [("phash", 64, probe.phash, thresholds.phash), ("phash", 64, probe.phash_flip, thresholds.phash),
               ("centre", 128, probe.centre[0], thresholds.centre), ("centre", 128, probe.centre_flip, thresholds.centre),
@@ -112,12 +115,25 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
         probes += [("pdq", 256, probe.pdq, thresholds.pdq), ("pdq", 256, probe.pdq_flip, thresholds.pdq)]
     found: set[int] = set()
+    if 0 < settings.MEDIA_SCAN_MAX_ROWS >= stored_pictures_estimate(cursor):
+        scans = {column: hash_scan(cursor, table=MediaAsset._meta.db_table, column=column, bits=length,
+                                   where="hash_state = 'done'") for column, length, _, _ in probes}
+        for column, _, vector, threshold in probes:
+            found.update(scans[column].near(vector, max_distance=threshold, k=neighbours).tolist())
+        return found - {exclude}
     for column, length, vector, threshold in probes:
         rows = knn_within(cursor, table="media_analysis_mediaasset", column=column, length=length, vector=vector,
                           max_distance=threshold, k=neighbours, where=f"hash_state = 'done' AND {column} IS NOT NULL",
                           within_only=False)
         found.update(i for i, _ in rows)
     return found - {exclude}
+
+
+def stored_pictures_estimate(cursor) -> int:  # noqa: ANN001
+    """The planner's count of stored pictures (0 before the table was first analysed)."""
+    cursor.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass",
+                   [MediaAsset._meta.db_table])
+    return cursor.fetchone()[0]
 
 
 def media_similar(

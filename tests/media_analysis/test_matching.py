@@ -76,7 +76,10 @@ def test_banner_is_trimmed_and_a_photograph_is_left_alone():
 
 
 @pytest.mark.django_db
-def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, settings, cast):
+@pytest.mark.parametrize("scan_max_rows", [5_000_000, 0], ids=["in-memory scan", "HNSW indexes"])
+def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, settings, cast, scan_max_rows,
+                                                                    monkeypatch):
+    from media_analysis import selectors
     from media_analysis.hashing import compute_hashes
     from media_analysis.models import MediaAsset
     from media_analysis.selectors import media_similar
@@ -89,6 +92,7 @@ def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, se
     )
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.MEDIA_SCAN_MAX_ROWS = scan_max_rows
     files = {
         "original": _square("rocket"),
         "mirrored_cropped": ImageOps.mirror(_crop(_square("rocket"), 0.07, 0.05, 0.06, 0.08)),
@@ -107,7 +111,11 @@ def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, se
     assert all(a.hash_state == "done" and a.signature and a.centre for a in assets.values())
 
     probe = compute_hashes(tmp_path / "original.jpg", max_pixels=10**7).signature
+    index_searches = []
+    knn_within = selectors.knn_within
+    monkeypatch.setattr(selectors, "knn_within", lambda *a, **kw: index_searches.append(kw) or knn_within(*a, **kw))
     matches = {m.asset.original_name: m for m in media_similar(user=cast["investigator"], signature=probe)}
+    assert bool(index_searches) == (scan_max_rows == 0)
     assert set(matches) == {"original.jpg", "mirrored_cropped.jpg", "bannered.jpg"}
     assert matches["mirrored_cropped.jpg"].via.endswith("mirror") and matches["original.jpg"].distance == 0
 

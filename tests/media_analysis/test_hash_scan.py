@@ -1,0 +1,127 @@
+"""The in-memory exact scan behind image lookups: the same answer as a brute-force count of differing bits,
+and every row written after it was loaded is seen, whatever order the writing transactions end in."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import psycopg
+import pytest
+from django.db import connection
+
+from media_analysis.hash_scan import HashScan, parse_binary_bigints
+
+TABLE = "scan_probe"
+
+
+def _create(cursor, *, temporary: bool = True) -> None:  # noqa: ANN001
+    cursor.execute(f"CREATE {'TEMP ' if temporary else ''}TABLE {TABLE} (id bigint, v bit(128), "
+                   "hash_xid bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint)")
+
+
+def _insert(cursor, rows: list[tuple[int, int]]) -> None:  # noqa: ANN001
+    cursor.executemany(f"INSERT INTO {TABLE} (id, v) VALUES (%s, %s::bit(128))",  # noqa: S608
+                       [(i, format(v, "0128b")) for i, v in rows])
+
+
+def _family(rng: random.Random, base: int, count: int, start: int, most: int = 30) -> list[tuple[int, int]]:
+    rows = []
+    for i in range(count):
+        value = base
+        for bit in rng.sample(range(128), rng.randrange(most)):
+            value ^= 1 << bit
+        rows.append((start + i, value))
+    return rows
+
+
+def _distance(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+@pytest.mark.django_db
+def test_scan_matches_a_brute_force_count_within_the_threshold_and_for_the_k_nearest():
+    rng = random.Random(11)
+    probe = rng.getrandbits(128)
+    rows = _family(rng, probe, 300, 0) + [(300 + i, rng.getrandbits(128)) for i in range(2000)]
+    rows.append((5000, probe ^ ((1 << 128) - 1)))  # every bit differs
+    with connection.cursor() as cursor:
+        _create(cursor)
+        _insert(cursor, rows)
+        cursor.execute(f"INSERT INTO {TABLE} (id, v) VALUES (9999, NULL)")  # noqa: S608 (a picture not hashed: skipped)
+        scan = HashScan(table=TABLE, column="v", bits=128)
+        scan.refresh(cursor)
+    assert len(scan) == len(rows)
+    vector = format(probe, "0128b")
+    for threshold in (0, 10, 26, 40):
+        exact = {i for i, v in rows if _distance(v, probe) <= threshold}
+        assert set(scan.near(vector, max_distance=threshold).tolist()) == exact
+    # Fewer than k within the threshold: the k nearest, ties cut at the k-th distance.
+    found = scan.near(vector, max_distance=5, k=400).tolist()
+    distances = sorted(_distance(v, probe) for _, v in rows)
+    by_id = dict(rows)
+    assert len(found) == len(set(found)) == 400
+    assert sorted(_distance(by_id[i], probe) for i in found) == distances[:400]
+    # More than k within the threshold: all of them.
+    assert len(scan.near(vector, max_distance=40, k=10)) == sum(d <= 40 for d in distances) > 10
+    # Far away, the sum of 128 differing bits is still counted (no 8-bit overflow).
+    assert 5000 not in scan.near(vector, max_distance=127).tolist()
+    with pytest.raises(ValueError, match="expected 128 bits"):
+        scan.near(vector[:64], max_distance=5)
+
+
+@pytest.mark.django_db
+def test_rows_written_after_the_load_are_read_once():
+    rng = random.Random(5)
+    probe = rng.getrandbits(128)
+    with connection.cursor() as cursor:
+        _create(cursor)
+        _insert(cursor, [(i, rng.getrandbits(128)) for i in range(50)])
+        scan = HashScan(table=TABLE, column="v", bits=128)
+        scan.refresh(cursor)
+        assert len(scan) == 50 and scan.near(format(probe, "0128b"), max_distance=3).size == 0
+        _insert(cursor, [(100, probe ^ 0b101)])
+        for _ in range(3):  # read again and again in this same open transaction: still one entry
+            scan.refresh(cursor)
+        assert len(scan) == 51
+        assert scan.near(format(probe, "0128b"), max_distance=3).tolist() == [100]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_that_commits_after_the_load_is_seen_even_if_it_began_before():
+    """A writer takes its transaction id, the scan loads (and cannot see its uncommitted row), then the writer
+    commits. Polling by time or by id order would miss that row; the xmin rule does not."""
+    rng = random.Random(8)
+    probe = rng.getrandbits(128)
+    with connection.cursor() as cursor:
+        _create(cursor, temporary=False)
+    info = connection.connection.info
+    try:
+        with psycopg.connect(host=info.host, port=info.port, dbname=info.dbname, user=info.user,
+                             password=info.password) as writer:
+            writer.execute(f"INSERT INTO {TABLE} (id, v) VALUES (1, %s::bit(128))", [format(probe, "0128b")])  # noqa: S608
+            with connection.cursor() as cursor:
+                _insert(cursor, [(2, probe ^ 1)])  # a later transaction, committed at once
+                scan = HashScan(table=TABLE, column="v", bits=128)
+                scan.refresh(cursor)
+                assert scan.near(format(probe, "0128b"), max_distance=2).tolist() == [2]
+                writer.commit()
+                scan.refresh(cursor)
+                assert sorted(scan.near(format(probe, "0128b"), max_distance=2).tolist()) == [1, 2]
+                scan.refresh(cursor)
+                assert len(scan) == 2
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {TABLE}")
+
+
+def test_binary_copy_parser_refuses_what_it_cannot_read():
+    with pytest.raises(ValueError, match="not PostgreSQL binary COPY"):
+        parse_binary_bigints(b"id,v\n1,2\n", fields=2)
+    header = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+    row = (3).to_bytes(2, "big") + b"".join((8).to_bytes(4, "big") + (i).to_bytes(8, "big") for i in (7, 1, 2))
+    ids, xids, words = parse_binary_bigints(header + row + b"\xff\xff", fields=3)
+    assert ids.tolist() == [7] and xids.tolist() == [1] and words[0].tolist() == [2]
+    assert words[0].dtype == np.uint64
+    with pytest.raises(ValueError, match="unexpected row layout"):
+        parse_binary_bigints(header + row + b"\xff\xff", fields=2)
