@@ -97,7 +97,7 @@ def synthetic(n: int, seed: int = 7) -> tuple[list, list[int]]:
 def exact_centres(thresholds: object) -> object:
     """The baseline: CentreIndex with every HNSW search replaced by an exact NumPy Hamming scan of all centres
     (np.bitwise_count over uint64 words, in growing arrays): every centre within the limit, not the k nearest."""
-    from media_analysis.services import CentreIndex, _packed
+    from media_analysis.services import CentreIndex, _hamming_matrix, _words
 
     class ExactCentres(CentreIndex):
         def __init__(self) -> None:
@@ -106,43 +106,38 @@ def exact_centres(thresholds: object) -> object:
             self.table = {name: np.zeros((1024, words[name]), dtype=np.uint64) for name in self.indexes}
             self.size = dict.fromkeys(self.indexes, 0)
 
-        def add(self, asset_id: int, signature: object) -> None:
-            self.signatures[asset_id] = signature
-            for name, vectors in self._vectors(signature).items():
-                for v in vectors:
-                    if self.size[name] == len(self.table[name]):
-                        self.table[name] = np.concatenate([self.table[name], np.zeros_like(self.table[name])])
-                    self.table[name][self.size[name]] = _packed(v).view(np.uint64)
-                    self.size[name] += 1
-                    self.owner[name].append(asset_id)
+        def _add(self, name: str, owners: list[int], vectors: np.ndarray) -> None:
+            while self.size[name] + len(vectors) > len(self.table[name]):
+                self.table[name] = np.concatenate([self.table[name], np.zeros_like(self.table[name])])
+            self.table[name][self.size[name]:self.size[name] + len(vectors)] = vectors
+            self.size[name] += len(vectors)
+            self.owner[name].extend(owners)
 
-        def _candidates(self, name: str, probes: list[str]) -> set[int]:
+        def _search(self, name: str, queries: list) -> list[tuple[int, int]]:
             table = self.table[name][: self.size[name]]
-            found: set[int] = set()
-            for probe in probes:
-                distances = np.bitwise_count(table ^ _packed(probe).view(np.uint64)).sum(axis=1)
-                found.update(self.owner[name][i] for i in np.flatnonzero(distances <= self.limits[name]))
+            found = []
+            for position, probes in queries:
+                if probes and len(table):
+                    hits = np.nonzero(_hamming_matrix(_words(probes), table) <= self.limits[name])[1]
+                    found += [(position, self.owner[name][i]) for i in hits.tolist()]
             return found
 
     return ExactCentres()
 
 
-def leader_first(index: object, signatures: list) -> tuple[list[int], float]:
+def leader_first(index: object, signatures: list, batch: int) -> tuple[list[int], float]:
     start = time.perf_counter()
     centre_of = []
-    for n, signature in enumerate(signatures):
-        found = index.closest(signature)
-        if found is None:
-            index.add(n, signature)
-            centre_of.append(n)
-        else:
-            centre_of.append(found[0])
+    for first in range(0, len(signatures), batch):
+        chunk = list(enumerate(signatures[first:first + batch], start=first))
+        centre_of += [centre for centre, _ in index.assign(chunk)]
     return centre_of, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="20000,150000")
+    parser.add_argument("--batch", type=int, default=0, help="pictures per CentreIndex.assign (default: CentreIndex.BATCH)")
     parser.add_argument("--exact-up-to", type=int, default=20000, help="run the exact baseline up to this size")
     parser.add_argument("--real", type=int, default=0, metavar="N",
                         help="also the first N hashed pictures of the database INVESTIGATOR_DB_NAME names (for "
@@ -155,6 +150,8 @@ def main() -> None:
     from media_analysis.services import CentreIndex
 
     thresholds = Thresholds.from_settings()
+    batch = args.batch or CentreIndex.BATCH
+    print(f"{batch} pictures per batch")
     print(f"{'pictures':>9} {'families':>9} {'faiss pics/s':>13} {'exact pics/s':>13} {'speed-up':>9} "
           f"{'same centre':>12} {'with family first':>18}")
     for size in (int(s) for s in args.sizes.split(",")):
@@ -162,10 +159,10 @@ def main() -> None:
         first_of = {}
         for n, fam in enumerate(labels):
             first_of.setdefault(fam, n)
-        fast, fast_s = leader_first(CentreIndex(thresholds), signatures)
+        fast, fast_s = leader_first(CentreIndex(thresholds), signatures, batch)
         recovered = sum(1 for n, c in enumerate(fast) if c == first_of[labels[n]]) / size
         if size <= args.exact_up_to:
-            exact, exact_s = leader_first(exact_centres(thresholds), signatures)
+            exact, exact_s = leader_first(exact_centres(thresholds), signatures, batch)
             same = sum(1 for a, b in zip(fast, exact) if a == b) / size
             print(f"{size:>9,} {len(first_of):>9,} {size / fast_s:>13,.0f} {size / exact_s:>13,.0f} "
                   f"{exact_s / fast_s:>8.1f}× {same:>12.4f} {recovered:>18.4f}")
@@ -177,8 +174,8 @@ def main() -> None:
 
         rows = MediaAsset.objects.filter(hash_state="done", signature__isnull=False).order_by("id")
         signatures = [Signature.from_json(d) for d in rows.values_list("signature", flat=True)[: args.real]]
-        fast, fast_s = leader_first(CentreIndex(thresholds), signatures)
-        exact, exact_s = leader_first(exact_centres(thresholds), signatures)
+        fast, fast_s = leader_first(CentreIndex(thresholds), signatures, batch)
+        exact, exact_s = leader_first(exact_centres(thresholds), signatures, batch)
         same = sum(1 for a, b in zip(fast, exact) if a == b) / len(signatures)
         print(f"\nreal pictures: {len(signatures):,}, {len(set(exact)):,} clusters (exact), {len(set(fast)):,} (faiss); "
               f"faiss {len(signatures) / fast_s:,.0f} pictures/s, exact {len(signatures) / exact_s:,.0f} pictures/s, "

@@ -71,7 +71,7 @@ class HashScan:
     def _read(self, cursor, since: int | None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:  # noqa: ANN001
         words = ", ".join(f"substring({self.column} from {64 * i + 1} for 64)::bit(64)::bigint" for i in range(self.words))
         condition = "TRUE" if since is None else f"hash_xid >= {int(since)}"
-        query = (f"COPY (SELECT id, hash_xid, {words} FROM {self.table} "  # noqa: S608 (trusted identifiers)
+        query = (f"COPY (SELECT id::bigint, hash_xid::bigint, {words} FROM {self.table} "  # noqa: S608 (trusted identifiers)
                  f"WHERE {self.where} AND {self.column} IS NOT NULL AND {condition}) TO STDOUT (FORMAT binary)")
         chunks = []
         with cursor.copy(query) as copy:

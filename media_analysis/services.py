@@ -204,15 +204,13 @@ def media_clusters_rebuild(
                 WHERE m.hash_state = 'done' AND m.signature IS NOT NULL
                 ORDER BY f.first_posted NULLS LAST, m.id""")
             done = 0
-            while rows := cursor.fetchmany(2000):
-                for asset_id, data in rows:
-                    signature = Signature.from_json(data if isinstance(data, dict) else json.loads(data))
-                    found = centres.closest(signature)
-                    if found is None:
-                        centres.add(asset_id, signature)
+            while rows := cursor.fetchmany(CentreIndex.BATCH):
+                batch = [(asset_id, Signature.from_json(data if isinstance(data, dict) else json.loads(data)))
+                         for asset_id, data in rows]
+                for (asset_id, _), (centre, evidence) in zip(batch, centres.assign(batch), strict=True):
+                    if evidence is None:
                         members.append((asset_id, asset_id, 0, "phash"))
                     else:
-                        centre, evidence = found
                         members.append((asset_id, centre, evidence.distance, evidence.via))
                 done += len(rows)
                 if progress:
@@ -245,8 +243,20 @@ def media_clusters_rebuild(
     return {"pictures": len(members), "clusters": len(clusters), "with_copies": sum(1 for n in sizes.values() if n > 1)}
 
 
-def _packed(bits: str) -> np.ndarray:
-    return np.packbits(np.frombuffer(bits.encode("ascii"), dtype=np.uint8) - ord("0"))
+def _words(bit_strings: list[str]) -> np.ndarray:
+    """Bit strings of one length as rows of uint64 words (their bytes in order, as faiss packs bits)."""
+    bits = np.frombuffer("".join(bit_strings).encode("ascii"), dtype=np.uint8) - ord("0")
+    return np.packbits(bits.reshape(len(bit_strings), -1), axis=1).view(np.uint64)
+
+
+def _hamming_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Differing bits between every row of a and every row of b (rows of uint64 words)."""
+    total = np.bitwise_count(a[:, None, 0] ^ b[None, :, 0])
+    if a.shape[1] > 2:  # 256 differing bits would not fit in uint8
+        total = total.astype(np.uint16)
+    for word in range(1, a.shape[1]):
+        total += np.bitwise_count(a[:, None, word] ^ b[None, :, word])
+    return total
 
 
 class CentreIndex:
@@ -263,6 +273,7 @@ class CentreIndex:
     (whole picture before centre before PDQ)."""
 
     TIER = {"phash": 0, "centre": 1, "trimmed": 1, "pdq": 2}
+    BATCH = 512  # pictures per assign(): larger batches search faster, but compare more new centres in NumPy
 
     def __init__(self, thresholds: Thresholds, *, neighbours: int = 24) -> None:
         import faiss
@@ -297,40 +308,94 @@ class CentreIndex:
                 "probes": [*signature.centre, *signature.trimmed],
                 "pdq": [signature.pdq, signature.pdq_flip] if trusted else []}
 
-    def add(self, asset_id: int, signature: Signature) -> None:
-        self.signatures[asset_id] = signature
-        for name, vectors in self._vectors(signature).items():
-            if vectors:
-                self.indexes[name].add(np.stack([_packed(v) for v in vectors]))
-                self.owner[name].extend([asset_id] * len(vectors))
+    def assign(self, batch: list[tuple[int, Signature]]) -> list[tuple[int, MatchEvidence | None]]:
+        """Leader first over a batch of pictures, in order: each joins the closest centre it matches, found
+        before the batch or earlier in it, or becomes a centre itself. Returns (centre, evidence) per picture,
+        with no evidence for a new centre.
 
-    def _candidates(self, name: str, probes: list[str]) -> set[int]:
-        """Centres with a vector among the k nearest of any probe, within the limit."""
-        index = self.indexes[name]
-        if index.ntotal == 0:
-            return set()
-        distances, positions = index.search(np.stack([_packed(p) for p in probes]), min(self.neighbours, index.ntotal))
-        owners = self.owner[name]
-        return {owners[i] for d, i in zip(distances.ravel(), positions.ravel()) if i >= 0 and d <= self.limits[name]}
-
-    def closest(self, signature: Signature) -> tuple[int, MatchEvidence] | None:
-        probes = self._probes(signature)
-        best = None
-        checked: set[int] = set()
-        # A whole-picture match outranks any other, so the central regions and PDQ are only searched when the
-        # pHash index offers none.
+        The centres from before the batch are searched with one faiss call per index for the whole batch
+        (faiss spreads a batch over the cores; one query at a time it cannot, and its threads wait on each
+        other when the cores are busy). The batch's own new centres are few and compared exactly with NumPy,
+        then added to the indexes in one call per index."""
+        signatures = [signature for _, signature in batch]
+        probes = [self._probes(signature) for signature in signatures]
+        best: list[tuple | None] = [None] * len(batch)
+        checked: list[set[int]] = [set() for _ in batch]
+        pending = list(range(len(batch)))
+        # A whole-picture match outranks any other, so the central regions and PDQ are only searched for
+        # pictures the pHash index offers none.
         for stage in (("phash",), ("scales", "probes", "pdq")):
-            candidates: set[int] = set()
+            candidates: list[set[int]] = [set() for _ in batch]
             for name in stage:
-                if probes[name]:
-                    candidates |= self._candidates(name, probes[name])
-            for centre in sorted(candidates - checked):
-                evidence = media_match(signature, self.signatures[centre], self.thresholds)
-                if evidence.matched:
-                    rank = (self.TIER[evidence.via.split("-")[0]], evidence.distance, centre)
-                    if best is None or rank < best[0]:
-                        best = (rank, centre, evidence)
-            checked |= candidates
-            if best is not None and best[0][0] == 0:
-                break
-        return None if best is None else (best[1], best[2])
+                for position, centre in self._search(name, [(i, probes[i][name]) for i in pending]):
+                    candidates[position].add(centre)
+            for i in pending:
+                for centre in candidates[i] - checked[i]:
+                    best[i] = self._better(best[i], signatures[i], centre)
+                checked[i] |= candidates[i]
+            pending = [i for i in pending if best[i] is None or best[i][0][0] != 0]
+
+        # The batch's new centres, compared exactly: their vectors fill preallocated rows.
+        widths = {"phash": 1, "scales": 2, "probes": 2, "pdq": 4}
+        vectors = [self._vectors(signature) for signature in signatures]
+        new_vectors = {name: np.empty((sum(len(v[name]) for v in vectors), width), dtype=np.uint64)
+                       for name, width in widths.items()}
+        new_owners: dict[str, list[int]] = {name: [] for name in widths}
+        probe_words = {name: self._batch_words([p[name] for p in probes], width) for name, width in widths.items()}
+        results: list[tuple[int, MatchEvidence | None]] = []
+        for i, (asset_id, signature) in enumerate(batch):
+            for name, owners in new_owners.items():
+                start, stop = probe_words[name][1][i], probe_words[name][1][i + 1]
+                if owners and stop > start:
+                    distances = _hamming_matrix(probe_words[name][0][start:stop], new_vectors[name][: len(owners)])
+                    for column in np.unique(np.nonzero(distances <= self.limits[name])[1]).tolist():
+                        best[i] = self._better(best[i], signature, owners[column])
+            if best[i] is None:
+                self.signatures[asset_id] = signature
+                for name, own in vectors[i].items():
+                    if own:
+                        filled = len(new_owners[name])
+                        new_vectors[name][filled:filled + len(own)] = _words(own)
+                        new_owners[name].extend([asset_id] * len(own))
+                results.append((asset_id, None))
+            else:
+                results.append((best[i][1], best[i][2]))
+        for name, owners in new_owners.items():
+            if owners:
+                self._add(name, owners, new_vectors[name][: len(owners)])
+        return results
+
+    @staticmethod
+    def _batch_words(probes: list[list[str]], width: int) -> tuple[np.ndarray, list[int]]:
+        """Every picture's probes for one index as rows of words, and where each picture's rows start."""
+        offsets = [0]
+        for vectors in probes:
+            offsets.append(offsets[-1] + len(vectors))
+        flat = [v for vectors in probes for v in vectors]
+        return (_words(flat) if flat else np.empty((0, width), dtype=np.uint64)), offsets
+
+    def _add(self, name: str, owners: list[int], vectors: np.ndarray) -> None:
+        self.indexes[name].add(vectors.view(np.uint8))
+        self.owner[name].extend(owners)
+
+    def _search(self, name: str, queries: list[tuple[int, list[str]]]) -> list[tuple[int, int]]:
+        """(query position, centre) for every centre with a vector among the k nearest of a probe, within the
+        limit; one faiss search for all the probes."""
+        index = self.indexes[name]
+        positions = [position for position, probes in queries for _ in probes]
+        if index.ntotal == 0 or not positions:
+            return []
+        vectors = _words([p for _, probes in queries for p in probes]).view(np.uint8)
+        distances, rows = index.search(vectors, min(self.neighbours, index.ntotal))
+        hits = (distances <= self.limits[name]) & (rows >= 0)
+        owners = self.owner[name]
+        queries_hit, ranks = np.nonzero(hits)
+        return [(positions[q], owners[r]) for q, r in zip(queries_hit.tolist(), rows[queries_hit, ranks].tolist(), strict=True)]
+
+    def _better(self, best: tuple | None, signature: Signature, centre: int) -> tuple | None:
+        """The better of the best match so far and this centre, if the signatures agree on it."""
+        evidence = media_match(signature, self.signatures[centre], self.thresholds)
+        if not evidence.matched:
+            return best
+        rank = (self.TIER[evidence.via.split("-")[0]], evidence.distance, centre)
+        return (rank, centre, evidence) if best is None or rank < best[0] else best
