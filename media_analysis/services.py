@@ -187,8 +187,6 @@ def media_clusters_rebuild(
     """
     from dataclasses import replace
 
-    from media_analysis.models import MediaCluster, MediaClusterMember
-
     max_distance = settings.PHASH_MATCH_DISTANCE if max_distance is None else max_distance
     max_pdq_distance = settings.PDQ_MATCH_DISTANCE if max_pdq_distance is None else max_pdq_distance
     thresholds = replace(Thresholds.from_settings(), phash=max_distance, pdq=max_pdq_distance)
@@ -215,32 +213,46 @@ def media_clusters_rebuild(
                 done += len(rows)
                 if progress:
                     progress(done, total)
-        MediaCluster.objects.all().delete()
         parameters = {"max_distance": max_distance, "max_pdq_distance": max_pdq_distance, "neighbours": neighbours,
                       "pdq_min_quality": settings.PDQ_MIN_QUALITY, "centre_distance": thresholds.centre}
-        clusters = MediaCluster.objects.bulk_create(
-            [MediaCluster(centre_id=c, parameters=parameters) for c in sorted({c for _, c, _, _ in members})],
-            batch_size=2000,
-        )
-        cluster_id = {c.centre_id: c.pk for c in clusters}
-        MediaClusterMember.objects.bulk_create(
-            [MediaClusterMember(cluster_id=cluster_id[c], asset_id=a, distance=d, via=v) for a, c, d, v in members],
-            batch_size=2000,
-        )
-        with connection.cursor() as cursor:
-            cursor.execute("""
-                UPDATE media_analysis_mediacluster c SET size = s.size, first_posted_at = s.first_posted,
-                       last_posted_at = s.last_posted, account_count = s.accounts, post_count = s.posts
-                FROM (SELECT mm.cluster_id, count(DISTINCT mm.asset_id) AS size, min(p.posted_at) AS first_posted,
-                             max(p.posted_at) AS last_posted, count(DISTINCT p.account_id) AS accounts,
-                             count(DISTINCT p.id) AS posts
-                      FROM media_analysis_mediaclustermember mm
-                      LEFT JOIN accounts_postmedia pm ON pm.media_id = mm.asset_id
-                      LEFT JOIN accounts_post p ON p.id = pm.post_id
-                      GROUP BY mm.cluster_id) s
-                WHERE s.cluster_id = c.id""")
+        _media_clusters_store(members, parameters)
     sizes = Counter(centre for _, centre, _, _ in members)
-    return {"pictures": len(members), "clusters": len(clusters), "with_copies": sum(1 for n in sizes.values() if n > 1)}
+    return {"pictures": len(members), "clusters": len(sizes), "with_copies": sum(1 for n in sizes.values() if n > 1)}
+
+
+def _media_clusters_store(members: list[tuple[int, int, int, str]], parameters: dict) -> None:
+    """Replace the stored media clusters: the members go in by COPY and the clusters and their figures are made
+    from them in SQL (a million members would take minutes as model instances). The old rows are deleted, not
+    truncated, so pages keep reading them until this transaction commits."""
+    from media_analysis.models import MediaCluster, MediaClusterMember
+
+    clusters, members_table = MediaCluster._meta.db_table, MediaClusterMember._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {members_table}")  # noqa: S608 (model table names)
+        cursor.execute(f"DELETE FROM {clusters}")  # noqa: S608
+        cursor.execute("CREATE TEMPORARY TABLE media_cluster_load (asset bigint, centre bigint, distance smallint, "
+                       "via text) ON COMMIT DROP")
+        with cursor.copy("COPY media_cluster_load FROM STDIN") as copy:
+            for row in members:
+                copy.write_row(row)
+        insert = (f"INSERT INTO {clusters} (centre_id, size, account_count, post_count, parameters, built_at) "  # noqa: S608
+                  "SELECT centre, count(*), 0, 0, %s::jsonb, now() FROM media_cluster_load GROUP BY centre ORDER BY centre")
+        cursor.execute(insert, [json.dumps(parameters)])
+        cursor.execute(f"""
+            INSERT INTO {members_table} (cluster_id, asset_id, distance, via)
+            SELECT c.id, l.asset, l.distance, l.via FROM media_cluster_load l JOIN {clusters} c ON c.centre_id = l.centre
+            ORDER BY l.asset""")  # noqa: S608
+        cursor.execute(f"""
+            UPDATE {clusters} c SET first_posted_at = s.first_posted, last_posted_at = s.last_posted,
+                   account_count = s.accounts, post_count = s.posts
+            FROM (SELECT mm.cluster_id, min(p.posted_at) AS first_posted, max(p.posted_at) AS last_posted,
+                         count(DISTINCT p.account_id) AS accounts, count(DISTINCT p.id) AS posts
+                  FROM {members_table} mm
+                  JOIN accounts_postmedia pm ON pm.media_id = mm.asset_id
+                  JOIN accounts_post p ON p.id = pm.post_id
+                  GROUP BY mm.cluster_id) s
+            WHERE s.cluster_id = c.id""")  # noqa: S608
+        cursor.execute("DROP TABLE media_cluster_load")  # before the commit, for callers inside a larger transaction
 
 
 def _words(bit_strings: list[str]) -> np.ndarray:

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from accounts.coordination import signals as S
 from accounts.coordination.services import detection_run_create, detection_run_execute, pair_weights
 from accounts.models import Account, Dataset, Platform, Post, PostMedia
-from media_analysis.models import HashState, KnownSource, MediaAsset
+from media_analysis.models import HashState, KnownSource, MediaAsset, MediaCluster, MediaClusterMember
 from media_analysis.services import media_clusters_rebuild
 
 pytestmark = pytest.mark.django_db
@@ -162,6 +162,11 @@ def test_media_clusters_do_not_chain(dataset):
     assert chained.cluster_membership.cluster != first.cluster_membership.cluster
     cluster = first.cluster_membership.cluster
     assert cluster.centre == first and cluster.account_count == 2 and cluster.first_posted_at == T0
+    assert (cluster.size, cluster.post_count) == (2, 2)
+    assert cluster.last_posted_at == Post.objects.get(media=near).posted_at > T0
+    # A second build replaces the first: the same groups, no rows left over.
+    assert media_clusters_rebuild(max_distance=10) == result
+    assert MediaCluster.objects.count() == 2 and MediaClusterMember.objects.count() == 3
 
 
 def test_co_image_within_window_and_reuse_weeks_apart(dataset):
