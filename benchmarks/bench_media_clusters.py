@@ -44,15 +44,16 @@ def _s(bits: np.ndarray) -> str:
     return (bits + ord("0")).astype(np.uint8).tobytes().decode("ascii")
 
 
-def synthetic(n: int, seed: int = 7) -> tuple[list, list[int]]:
-    """n signatures in first-appearance order and the family each belongs to."""
+def synthetic(n: int, seed: int = 7, singletons: float = 0.6) -> tuple[list, list[int]]:
+    """n signatures in first-appearance order and the family each belongs to; `singletons` is the share of
+    families with one picture only."""
     from media_analysis.matching import Signature
 
     rng = np.random.default_rng(seed)
     families: list[tuple[int, int]] = []  # (family, copies)
     total, family = 0, 0
     while total < n:
-        size = 1 if rng.random() < 0.6 else int(min(n - total, rng.pareto(1.2) * 3 + 2))
+        size = 1 if rng.random() < singletons else int(min(n - total, rng.pareto(1.2) * 3 + 2))
         families.append((family, max(1, min(size, n - total))))
         total += families[-1][1]
         family += 1
@@ -173,6 +174,9 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=0, metavar="N",
                         help="also the first N hashed pictures of the database INVESTIGATOR_DB_NAME names (for "
                              "example the scale-10 demo that bench_web.py loads: INVESTIGATOR_DB_NAME=investigator_bench_web)")
+    parser.add_argument("--singletons", type=float, default=0.6,
+                        help="share of families with one picture (default 0.6: about 16%% of pictures are distinct; "
+                             "0.96 gives about 63%%, as on the scale-10 demo, where new centres dominate the time)")
     parser.add_argument("--database", action="store_true",
                         help="also time media_clusters_rebuild end to end at each size, with the signatures stored as "
                              "hashed pictures in a database of its own (investigator_bench_media_clusters, emptied)")
@@ -198,7 +202,7 @@ def main() -> None:
     print(f"{'pictures':>9} {'families':>9} {'faiss pics/s':>13} {'exact pics/s':>13} {'speed-up':>9} "
           f"{'same centre':>12} {'with family first':>18}")
     for size in (int(s) for s in args.sizes.split(",")):
-        signatures, labels = synthetic(size)
+        signatures, labels = synthetic(size, singletons=args.singletons)
         first_of = {}
         for n, fam in enumerate(labels):
             first_of.setdefault(fam, n)
