@@ -232,7 +232,8 @@ PHASH_MATCH_DISTANCE = env_int("PHASH_MATCH_DISTANCE", 10, minimum=0, maximum=32
 # The same for the pHash of the central 70% of each picture (crops, banners and captions along the edges).
 CENTRE_MATCH_DISTANCE = env_int("CENTRE_MATCH_DISTANCE", 26, minimum=0, maximum=64)
 # Image lookups scan an exact copy of the hash columns held in each process (about 80 bytes per picture: the
-# pHash, central-region and PDQ words and an id beside each, so 80 MB at a million) up to this many stored pictures, and use the HNSW indexes beyond (media_analysis.hash_scan).
+# pHash, central-region and PDQ words and an id beside each, so 80 MB at a million) up to this many stored
+# pictures, and use the HNSW indexes beyond (media_analysis.hash_scan).
 MEDIA_SCAN_MAX_ROWS = env_int("MEDIA_SCAN_MAX_ROWS", 5_000_000, minimum=0)
 
 # --- Web server (manage.py serve) -------------------------------------------------------
