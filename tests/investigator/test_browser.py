@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from tests.workbench import build_investigation
 
@@ -34,6 +35,9 @@ def browser():
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         yield browser
         browser.close()
+        # While Playwright's loop runs, Django keeps the test's database connection apart from the one outside
+        # (asgiref's context-local storage), so it is closed here, or the test database cannot be dropped.
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
