@@ -117,7 +117,7 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
     found: set[int] = set()
     if 0 < settings.MEDIA_SCAN_MAX_ROWS >= stored_pictures_estimate(cursor):
         scans = {column: hash_scan(cursor, table=MediaAsset._meta.db_table, column=column, bits=length,
-                                   where="hash_state = 'done'") for column, length, _, _ in probes}
+                                   where="hash_state = 'done'") for column, length in {(c, n) for c, n, _, _ in probes}}
         for column, _, vector, threshold in probes:
             found.update(scans[column].near(vector, max_distance=threshold, k=neighbours).tolist())
         return found - {exclude}

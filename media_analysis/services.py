@@ -356,7 +356,7 @@ class CentreIndex:
             pending = [i for i in pending if best[i] is None or best[i][0][0] != 0]
 
         # The batch's new centres, compared exactly: their vectors fill preallocated rows.
-        widths = {"phash": 1, "scales": 2, "probes": 2, "pdq": 4}
+        widths = {name: index.d // 64 for name, index in self.indexes.items()}  # 64-bit words per vector
         vectors = [self._vectors(signature) for signature in signatures]
         new_vectors = {name: np.empty((sum(len(v[name]) for v in vectors), width), dtype=np.uint64)
                        for name, width in widths.items()}
@@ -368,8 +368,8 @@ class CentreIndex:
                 start, stop = probe_words[name][1][i], probe_words[name][1][i + 1]
                 if owners and stop > start:
                     distances = _hamming_matrix(probe_words[name][0][start:stop], new_vectors[name][: len(owners)])
-                    for column in np.unique(np.nonzero(distances <= self.limits[name])[1]).tolist():
-                        best[i] = self._better(best[i], signature, owners[column])
+                    for centre in {owners[column] for column in np.nonzero(distances <= self.limits[name])[1].tolist()}:
+                        best[i] = self._better(best[i], signature, centre)
             if best[i] is None:
                 self.signatures[asset_id] = signature
                 for name, own in vectors[i].items():
