@@ -108,8 +108,10 @@ def main() -> None:
     cnt.ensure_installed()
     print(f"{'tweets':>10} {'ours s':>8} {'ours posts/s':>13} {'ours MiB':>9} {'toolkit s':>10} {'toolkit posts/s':>16}"
           f" {'toolkit MiB':>12} {'ratio':>6}")
+    scratch = Path(__file__).resolve().parent.parent / "var"
+    scratch.mkdir(exist_ok=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent.parent / "var") as tmp:
+        with tempfile.TemporaryDirectory(dir=scratch) as tmp:
             folder = Path(tmp) / "archive"
             folder.mkdir()
             write_archive(folder, size, args.accounts)

@@ -118,6 +118,7 @@ def posts_load(*, rows: list[tuple], dataset_id: int) -> tuple[int, int, list[tu
         _staging_ready(cursor, "import_stage_post")
         cursor.execute("SET LOCAL synchronous_commit = off")  # a crash loses at most the last batch, never consistency
         _copy(cursor, "import_stage_post", POST_STAGE_COLUMNS, rows)
+        checked_per_row = not _references_locked(cursor, dataset_id)
         cursor.execute("""
             SELECT s.file, s.line, s.external_id, s.account_external_id FROM import_stage_post s
             WHERE NOT EXISTS (SELECT 1 FROM accounts_account a
@@ -138,6 +139,12 @@ def posts_load(*, rows: list[tuple], dataset_id: int) -> tuple[int, int, list[tu
                 WHERE t.platform_id = s.platform_id AND t.external_id = s.external_id
                   AND ROW({', '.join(f"t.{c}" for c in columns)}) IS DISTINCT FROM ROW({', '.join(merged)})""")
             updated = cursor.rowcount
+            if not checked_per_row:  # the rows the dataset links point at, unchanged ones included
+                cursor.execute("""
+                    SELECT count(*) FROM (SELECT 1 FROM accounts_post t WHERE EXISTS (
+                        SELECT 1 FROM import_stage_post s WHERE t.platform_id = s.platform_id
+                                                             AND t.external_id = s.external_id)
+                    FOR KEY SHARE) locked""")
             cursor.execute("""
                 INSERT INTO accounts_post_datasets (post_id, dataset_id)
                 SELECT t.id, %s FROM accounts_post t JOIN import_stage_post s
@@ -157,7 +164,45 @@ def posts_load(*, rows: list[tuple], dataset_id: int) -> tuple[int, int, list[tu
                 RETURNING id)
             INSERT INTO accounts_post_datasets (post_id, dataset_id) SELECT id, %s FROM created""", [dataset_id])
         created = cursor.rowcount
+        if not checked_per_row:
+            cursor.execute("SET LOCAL session_replication_role = origin")
     return created, updated, orphans
+
+
+def _references_locked(cursor, dataset_id: int) -> bool:
+    """Referential integrity for one batch of posts, checked set-based instead of row by row, where the
+    database role allows it.
+
+    Every post row PostgreSQL inserts queues four or five foreign-key checks (platform, account, original,
+    and both sides of its dataset link), each a query of its own at commit: a quarter of a batch's time.
+    The batch's statements only ever point at rows they have just joined to, so the checks can only fail
+    if a referenced row is deleted before the batch commits. Locking every referenced row FOR KEY SHARE
+    here, in a few set-based statements, gives the same guarantee the per-row checks give (they take the
+    same locks): a concurrent delete waits for the batch to commit. The per-row checks are then switched
+    off for this batch's post statements only (session_replication_role, as pg_restore does); the caller's
+    later statements in the transaction run with every trigger again.
+
+    Returns False, changing nothing, when the role may not set session_replication_role (not a superuser,
+    e.g. a managed database): the per-row checks then run as usual."""
+    cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    row = cursor.fetchone()
+    if not (row and row[0]) or connection.get_autocommit():
+        return False
+    cursor.execute("SET LOCAL session_replication_role = replica")
+    for referenced in (
+        "SELECT 1 FROM accounts_platform p WHERE p.id IN (SELECT platform_id FROM import_stage_post) FOR KEY SHARE",
+        "SELECT 1 FROM accounts_dataset WHERE id = %s FOR KEY SHARE",
+        """SELECT 1 FROM accounts_account a WHERE EXISTS (
+               SELECT 1 FROM import_stage_post s WHERE a.platform_id = s.platform_id
+                                                    AND a.external_id = s.account_external_id)
+           FOR KEY SHARE""",
+        """SELECT 1 FROM accounts_post o WHERE EXISTS (
+               SELECT 1 FROM import_stage_post s WHERE s.repost_of_external_id <> '' AND o.platform_id = s.platform_id
+                                                    AND o.external_id = s.repost_of_external_id)
+           FOR KEY SHARE""",
+    ):
+        cursor.execute(f"SELECT count(*) FROM ({referenced}) locked", [dataset_id] if "%s" in referenced else [])
+    return True
 
 
 def _array(column: str) -> str:
