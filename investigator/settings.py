@@ -218,6 +218,8 @@ if CASEFILE_SIGNING_KEY and not Path(CASEFILE_SIGNING_KEY).is_file():
     raise ImproperlyConfigured(f"CASEFILE_SIGNING_KEY={CASEFILE_SIGNING_KEY}: no such file")
 # Four eyes: a reviewer may not decide on accounts in a case they built, unless this is set.
 REVIEW_ALLOW_OWN_CASES = env_bool("REVIEW_ALLOW_OWN_CASES", False)
+# Database connections storing an import's posts side by side (each batch in its own transaction).
+IMPORT_LOAD_CONNECTIONS = env_int("IMPORT_LOAD_CONNECTIONS", 2, minimum=1)
 IMPORT_MAX_UNZIPPED_BYTES = env_int("IMPORT_MAX_UNZIPPED_BYTES", 20 * 1024**3, minimum=1024**2)
 
 # --- Media analysis ------------------------------------------------------------------

@@ -160,6 +160,9 @@ def posts_load(*, rows: list[tuple], dataset_id: int) -> tuple[int, int, list[tu
                 FROM {latest}
                 LEFT JOIN accounts_post o ON s.repost_of_external_id <> '' AND o.platform_id = s.platform_id
                                          AND o.external_id = s.repost_of_external_id
+                -- In key order: batches stored side by side that share posts then wait on each other in
+                -- one order only, never in a circle (a deadlock).
+                ORDER BY s.platform_id, s.external_id
                 ON CONFLICT (platform_id, external_id) DO NOTHING
                 RETURNING id)
             INSERT INTO accounts_post_datasets (post_id, dataset_id) SELECT id, %s FROM created""", [dataset_id])

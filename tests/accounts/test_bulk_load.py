@@ -84,3 +84,92 @@ def test_without_the_right_to_switch_checks_off_every_row_is_checked_as_usual():
         assert created == 1 and [o[2:] for o in orphans] == [("p2", "nobody")]
         cursor.execute("RESET ROLE")
     assert list(Post.objects.values_list("external_id", flat=True)) == ["p1"]
+
+
+def _archive(folder, tweets: int = 3000, accounts: int = 60) -> None:
+    """An information-operations archive whose batches overlap: repeated rows, retweets of tweets before
+    and after them, a few bad rows."""
+    import csv
+    import random
+
+    from tests.accounts.test_csv_importers import TWEETS_HEADER
+
+    rng = random.Random(5)
+    with (folder / "op_tweets_csv_hashed.csv").open("w", newline="", encoding="utf-8") as handle:
+        handle.write(TWEETS_HEADER)
+        writer = csv.writer(handle)
+        for n in range(tweets):
+            tweet = n if rng.random() > 0.1 else rng.randrange(max(n, 1))  # a tenth repeat an earlier row
+            user = tweet % accounts
+            retweet = tweet % 7 == 0
+            when = "yesterday" if tweet % 401 == 0 else f"2019-04-{1 + tweet % 28:02d} {tweet % 24:02d}:{tweet % 60:02d}"
+            writer.writerow([
+                10**18 + tweet, f"u{user}", f"User {user}", f"user_{user}", "", "", "", 10, 20, "2016-01-01", "en", "en",
+                f"Post number {tweet % 50} #tag{tweet % 9} @user_{(user + 1) % accounts}", when, "Web", "", "", "",
+                str(retweet), "", 10**18 + (tweet * 31) % tweets if retweet else "", "", "", 0, 1, 2, 3,
+                f"[tag{tweet % 9}]", f"['https://example.com/{tweet % 40}?utm_source=x']", "", "",
+            ])
+
+
+def _stored() -> tuple[list[tuple], list[tuple]]:
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT p.external_id, a.external_id, p.posted_at, p.text, p.hashtags, p.mentions, p.links, o.external_id,
+                   p.text_key, p.text_chars, array_agg(d.name ORDER BY d.name)
+            FROM accounts_post p JOIN accounts_account a ON a.id = p.account_id
+            LEFT JOIN accounts_post o ON o.id = p.repost_of_id
+            JOIN accounts_post_datasets pd ON pd.post_id = p.id JOIN accounts_dataset d ON d.id = pd.dataset_id
+            GROUP BY p.id, a.id, o.id ORDER BY p.external_id""")
+        posts = cursor.fetchall()
+        cursor.execute("SELECT file, line, reason, kept FROM accounts_importrejection ORDER BY file, line, reason")
+        return posts, cursor.fetchall()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_posts_stored_by_several_connections_are_those_one_connection_stores(tmp_path, settings, monkeypatch):
+    folder = tmp_path / "io"
+    folder.mkdir()
+    _archive(folder)
+    monkeypatch.setattr(services, "BATCH_SIZE", 250)  # a dozen batches, on three connections at once
+    results = []
+    for connections in (1, 3):
+        settings.IMPORT_LOAD_CONNECTIONS = connections
+        run = services.import_paths(dataset_name="op", format="twitter-io", paths=[folder], user=None)
+        results.append(((run.status, run.read_count, run.created_count, run.updated_count, run.rejected_count),
+                        *_stored()))
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE accounts_post, accounts_account, accounts_importrun, accounts_dataset CASCADE")
+    (serial_run, serial_posts, serial_rejections), (parallel_run, parallel_posts, parallel_rejections) = results
+    assert serial_run[0] == "succeeded" and serial_run[2] > 2500 and serial_run[4] > 0
+    assert sum(post[7] is not None for post in serial_posts) > 300  # retweets pointing at their originals
+    assert parallel_run == serial_run
+    assert parallel_posts == serial_posts
+    assert parallel_rejections == serial_rejections
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_loader_that_fails_stops_the_import_and_keeps_what_was_committed(tmp_path, settings, monkeypatch):
+    folder = tmp_path / "io"
+    folder.mkdir()
+    _archive(folder, tweets=2000)
+    monkeypatch.setattr(services, "BATCH_SIZE", 200)
+    settings.IMPORT_LOAD_CONNECTIONS = 2
+    calls = []
+    posts_load = load.posts_load
+
+    def failing(**kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise OSError("disk full")
+        return posts_load(**kwargs)
+
+    monkeypatch.setattr(load, "posts_load", failing)
+    with pytest.raises(OSError, match="disk full"):
+        services.import_paths(dataset_name="op", format="twitter-io", paths=[folder], user=None)
+    run = ImportRun.objects.get()
+    assert run.status == "failed" and "disk full" in run.error
+    stored = Post.objects.count()
+    assert 0 < stored < 2000 and run.created_count >= stored  # batches before the failure (and beside it) kept
+    monkeypatch.setattr(load, "posts_load", posts_load)
+    again = services.import_paths(dataset_name="op", format="twitter-io", paths=[folder], user=None)
+    assert again.status == "succeeded" and Post.objects.count() == stored + again.created_count
