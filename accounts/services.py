@@ -3,7 +3,6 @@ and the API all go through these functions."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import itertools
 import logging
@@ -34,6 +33,7 @@ from accounts.models import (
     PostMedia,
 )
 from accounts.normalize import clean_text, extract_hashtags, extract_links, extract_mentions, normalize_url
+from investigator.memory import few_collections
 from media_analysis.services import MediaRejected, StoredFile, media_assets_register, media_file_store
 
 logger = logging.getLogger(__name__)
@@ -267,15 +267,9 @@ def import_run_execute(
     # The loading threads wait on PostgreSQL dozens of times per batch; each time one wants the GIL back it
     # would otherwise wait out the reading thread's whole time slice.
     sys.setswitchinterval(0.0002)
-    # Reading allocates a few objects per cell, none of them in reference cycles; at the default thresholds
-    # the cyclic collector runs every 700 allocations and, in its full passes, walks every object the process
-    # holds: it took a third of the reading time. The process's own objects are set aside (freeze), and
-    # collections come a hundred times less often.
-    gc_thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(70_000, 10, 10)
     try:
-        with _PostLoaders(run=run, platforms=platforms, progress=progress, connections=connections_used) as loaders:
+        loaders = _PostLoaders(run=run, platforms=platforms, progress=progress, connections=connections_used)
+        with few_collections(), loaders:
             for batch in _prefetched(_batches(records, platform_ids)):
                 loaders.raise_failure()
                 rejections = _import_accounts(run, batch, platforms)
@@ -289,8 +283,6 @@ def import_run_execute(
         raise
     finally:
         sys.setswitchinterval(switch_interval)
-        gc.set_threshold(*gc_thresholds)
-        gc.unfreeze()
     ImportRun.objects.filter(pk=run.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
     run.refresh_from_db()
     return run

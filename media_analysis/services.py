@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from investigator.memory import few_collections
 from media_analysis.hashing import UnreadableImage, compute_hashes
 from media_analysis.matching import MatchEvidence, Signature, Thresholds, media_match
 from media_analysis.models import HashState, MediaAsset, media_upload_path
@@ -190,7 +191,7 @@ def media_clusters_rebuild(
     max_distance = settings.PHASH_MATCH_DISTANCE if max_distance is None else max_distance
     max_pdq_distance = settings.PDQ_MATCH_DISTANCE if max_pdq_distance is None else max_pdq_distance
     thresholds = replace(Thresholds.from_settings(), phash=max_distance, pdq=max_pdq_distance)
-    with transaction.atomic():
+    with transaction.atomic(), few_collections():
         total = MediaAsset.objects.filter(hash_state=HashState.DONE, signature__isnull=False).count()
         centres = CentreIndex(thresholds, neighbours=neighbours)
         members: list[tuple[int, int, int, str]] = []  # asset, centre, distance, via
