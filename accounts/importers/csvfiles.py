@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import csv
 import functools
+import operator
 import re
 import sys
 from collections.abc import Iterator
@@ -51,8 +52,7 @@ def normalise_column(name: str) -> str:
 
 
 def _without_nul(lines: Iterator[str]) -> Iterator[str]:
-    for line in lines:
-        yield line.replace("\x00", "")
+    return map(operator.methodcaller("replace", "\x00", ""), lines)  # in C: no Python frame per line
 
 
 def read_rows(path: Path) -> Iterator[CsvRow]:

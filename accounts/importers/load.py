@@ -230,6 +230,9 @@ def reposts_link(*, dataset_id: int) -> int:
         return cursor.rowcount
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps would build one per call
+
+
 def jsonb(value: dict) -> str:
-    """A JSON object as COPY text for a jsonb column (json.dumps directly: the adapter adds nothing here)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if value else "{}"
+    """A JSON object as COPY text for a jsonb column (encoded directly: the adapter adds nothing here)."""
+    return _JSON.encode(value) if value else "{}"
