@@ -356,7 +356,8 @@ class _PostLoaders:
 
     def __init__(self, *, run: ImportRun, platforms: dict[str, Platform], progress: Callable[[int], None] | None,
                  connections: int) -> None:
-        self.run, self.platforms, self.progress = run, platforms, progress
+        self.run, self.platforms = run, platforms
+        self.progress = self._locked(progress) if progress and connections > 1 else progress
         self.failure: BaseException | None = None
         self.pending: queue.Queue = queue.Queue(maxsize=1)  # one batch waits while the loaders are busy
         self.threads = [threading.Thread(target=self._serve, name=f"import-loader-{n}", daemon=True)
@@ -374,6 +375,17 @@ class _PostLoaders:
             thread.join()
         if kind is None:
             self.raise_failure()
+
+    @staticmethod
+    def _locked(progress: Callable[[int], None]) -> Callable[[int], None]:
+        """A progress bar's counter is not safe to add to from several threads at once."""
+        lock = threading.Lock()
+
+        def locked(done: int) -> None:
+            with lock:
+                progress(done)
+
+        return locked
 
     def raise_failure(self) -> None:
         if self.failure is not None:

@@ -134,7 +134,10 @@ def test_posts_stored_by_several_connections_are_those_one_connection_stores(tmp
     results = []
     for connections in (1, 3):
         settings.IMPORT_LOAD_CONNECTIONS = connections
-        run = services.import_paths(dataset_name="op", format="twitter-io", paths=[folder], user=None)
+        ticks: list[int] = []
+        run = services.import_paths(dataset_name="op", format="twitter-io", paths=[folder], user=None,
+                                    progress=ticks.append)
+        assert sum(ticks) == run.read_count == run.progress_done  # the progress bar reaches the end
         results.append(((run.status, run.read_count, run.created_count, run.updated_count, run.rejected_count),
                         *_stored()))
         with connection.cursor() as cursor:
