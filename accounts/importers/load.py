@@ -139,27 +139,38 @@ def posts_load(*, rows: list[tuple], dataset_id: int) -> tuple[int, int, list[tu
                 WHERE t.platform_id = s.platform_id AND t.external_id = s.external_id
                   AND ROW({', '.join(f"t.{c}" for c in columns)}) IS DISTINCT FROM ROW({', '.join(merged)})""")
             updated = cursor.rowcount
-            if not checked_per_row:  # the rows the dataset links point at, unchanged ones included
-                cursor.execute("""
-                    SELECT count(*) FROM (SELECT 1 FROM accounts_post t WHERE EXISTS (
+            # The posts the dataset links point at are locked by the statement that links them (see below).
+            cursor.execute("""
+                WITH held AS MATERIALIZED (
+                    SELECT t.id FROM accounts_post t WHERE EXISTS (
                         SELECT 1 FROM import_stage_post s WHERE t.platform_id = s.platform_id
                                                              AND t.external_id = s.external_id)
-                    FOR KEY SHARE) locked""")
-            cursor.execute("""
-                INSERT INTO accounts_post_datasets (post_id, dataset_id)
-                SELECT t.id, %s FROM accounts_post t JOIN import_stage_post s
-                  ON t.platform_id = s.platform_id AND t.external_id = s.external_id
+                    FOR KEY SHARE)
+                INSERT INTO accounts_post_datasets (post_id, dataset_id) SELECT id, %s FROM held
                 ON CONFLICT DO NOTHING""", [dataset_id])
         # A repost whose original is stored already points at it from the start: setting it later (reposts_link)
-        # writes every such row twice, with all its index entries.
+        # writes every such row twice, with all its index entries. The accounts and originals the new posts point
+        # at are locked FOR KEY SHARE by this same statement, so the rows it joins to are the rows it locks, even
+        # while other connections commit theirs (see _references_locked).
         cursor.execute(f"""
-            WITH created AS (
+            WITH accounts AS MATERIALIZED (
+                SELECT a.id, a.platform_id, a.external_id FROM accounts_account a WHERE EXISTS (
+                    SELECT 1 FROM import_stage_post s WHERE a.platform_id = s.platform_id
+                                                         AND a.external_id = s.account_external_id)
+                FOR KEY SHARE),
+            originals AS MATERIALIZED (
+                SELECT o.id, o.platform_id, o.external_id FROM accounts_post o WHERE EXISTS (
+                    SELECT 1 FROM import_stage_post s WHERE s.repost_of_external_id <> '' AND o.platform_id = s.platform_id
+                                                         AND o.external_id = s.repost_of_external_id)
+                FOR KEY SHARE),
+            created AS (
                 INSERT INTO accounts_post (platform_id, external_id, account_id, {', '.join(columns)}, imported_at, extra,
                                            repost_of_id)
-                SELECT s.platform_id, s.external_id, s.account_id, {', '.join(values)}, now(), s.extra, o.id
-                FROM {latest}
-                LEFT JOIN accounts_post o ON s.repost_of_external_id <> '' AND o.platform_id = s.platform_id
-                                         AND o.external_id = s.repost_of_external_id
+                SELECT s.platform_id, s.external_id, a.id, {', '.join(values)}, now(), s.extra, o.id
+                FROM import_stage_post s
+                JOIN accounts a ON a.platform_id = s.platform_id AND a.external_id = s.account_external_id
+                LEFT JOIN originals o ON s.repost_of_external_id <> '' AND o.platform_id = s.platform_id
+                                     AND o.external_id = s.repost_of_external_id
                 -- In key order: batches stored side by side that share posts then wait on each other in
                 -- one order only, never in a circle (a deadlock).
                 ORDER BY s.platform_id, s.external_id
@@ -178,12 +189,13 @@ def _references_locked(cursor, dataset_id: int) -> bool:
 
     Every post row PostgreSQL inserts queues four or five foreign-key checks (platform, account, original,
     and both sides of its dataset link), each a query of its own at commit: a quarter of a batch's time.
-    The batch's statements only ever point at rows they have just joined to, so the checks can only fail
-    if a referenced row is deleted before the batch commits. Locking every referenced row FOR KEY SHARE
-    here, in a few set-based statements, gives the same guarantee the per-row checks give (they take the
-    same locks): a concurrent delete waits for the batch to commit. The per-row checks are then switched
-    off for this batch's post statements only (session_replication_role, as pg_restore does); the caller's
-    later statements in the transaction run with every trigger again.
+    The batch's statements only ever point at rows they join to, so the checks can only fail if a
+    referenced row is deleted before the batch commits. Every referenced row is locked FOR KEY SHARE
+    instead, set-based: the platforms and the dataset here, the accounts, originals and linked posts by
+    the very statements that join to them (posts_load). That is the guarantee the per-row checks give
+    (they take the same locks): a concurrent delete waits for the batch to commit. The per-row checks are
+    then switched off for this batch's post statements only (session_replication_role, as pg_restore
+    does); the caller's later statements in the transaction run with every trigger again.
 
     Returns False, changing nothing, when the role may not set session_replication_role (not a superuser,
     e.g. a managed database): the per-row checks then run as usual."""
@@ -192,19 +204,9 @@ def _references_locked(cursor, dataset_id: int) -> bool:
     if not (row and row[0]) or connection.get_autocommit():
         return False
     cursor.execute("SET LOCAL session_replication_role = replica")
-    for referenced in (
-        "SELECT 1 FROM accounts_platform p WHERE p.id IN (SELECT platform_id FROM import_stage_post) FOR KEY SHARE",
-        "SELECT 1 FROM accounts_dataset WHERE id = %s FOR KEY SHARE",
-        """SELECT 1 FROM accounts_account a WHERE EXISTS (
-               SELECT 1 FROM import_stage_post s WHERE a.platform_id = s.platform_id
-                                                    AND a.external_id = s.account_external_id)
-           FOR KEY SHARE""",
-        """SELECT 1 FROM accounts_post o WHERE EXISTS (
-               SELECT 1 FROM import_stage_post s WHERE s.repost_of_external_id <> '' AND o.platform_id = s.platform_id
-                                                    AND o.external_id = s.repost_of_external_id)
-           FOR KEY SHARE""",
-    ):
-        cursor.execute(f"SELECT count(*) FROM ({referenced}) locked", [dataset_id] if "%s" in referenced else [])
+    cursor.execute("""SELECT count(*) FROM (SELECT 1 FROM accounts_platform p
+                                            WHERE p.id IN (SELECT platform_id FROM import_stage_post) FOR KEY SHARE) l""")
+    cursor.execute("SELECT count(*) FROM (SELECT 1 FROM accounts_dataset WHERE id = %s FOR KEY SHARE) l", [dataset_id])
     return True
 
 

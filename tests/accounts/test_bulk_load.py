@@ -56,14 +56,26 @@ def test_an_account_cannot_be_deleted_under_a_batch_that_points_at_it():
                 other.execute("DELETE FROM accounts_account WHERE id = %s", [alice.pk])
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 other.execute("DELETE FROM accounts_dataset WHERE id = %s", [dataset.pk])
-        # Committed: the posts are there, and an original a later batch reposts is locked the same way.
+        # Committed. An original a later batch reposts is locked the same way, and so is a post stored
+        # before that a batch links to another dataset.
         first = Post.objects.get(external_id="p1")
-        with transaction.atomic():
-            load.posts_load(rows=_rows(platform, ("p3", "bob", "p1")), dataset_id=dataset.pk)
-            with pytest.raises(psycopg.errors.LockNotAvailable):
+        second_dataset = Dataset.objects.create(name="bulk 2")
+
+        def delete_p1() -> None:
+            with other.transaction():
+                other.execute("DELETE FROM accounts_post_datasets WHERE post_id = %s", [first.pk])
+                other.execute("UPDATE accounts_post SET repost_of_id = NULL WHERE repost_of_id = %s", [first.pk])
                 other.execute("DELETE FROM accounts_post WHERE id = %s", [first.pk])
+
+        for rows, dataset_id in ((_rows(platform, ("p3", "bob", "p1")), dataset.pk),
+                                 (_rows(platform, ("p1", "alice", "")), second_dataset.pk)):
+            with transaction.atomic():
+                load.posts_load(rows=rows, dataset_id=dataset_id)
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    delete_p1()
     assert Post.objects.get(external_id="p3").repost_of == first
     assert set(dataset.posts.values_list("external_id", flat=True)) == {"p1", "p2", "p3"}
+    assert list(second_dataset.posts.values_list("external_id", flat=True)) == ["p1"]
 
 
 @pytest.mark.django_db
