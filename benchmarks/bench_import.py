@@ -1,13 +1,15 @@
 """Import throughput for the information-operations CSV layout, side by side with
 coordination-network-toolkit's own `preprocess` of the same rows.
 
-    .venv/bin/python benchmarks/bench_import.py [--sizes 100000,1000000] [--accounts N]
+    .venv/bin/python benchmarks/bench_import.py [--sizes 100000,1000000] [--accounts N] [--halves]
 
 For each size it writes that many synthetic tweets (users CSV + tweets CSV, and the
 same rows in the toolkit's CSV layout), imports them into an emptied benchmark
 database, runs the toolkit's preprocess on the same rows, and prints posts per
 second, the ratio between the two, and each process's peak memory (flat as the
-file grows: the import streams). Figures, never assertions: these machines are shared.
+file grows: the import streams). `--halves` also times the import's two halves apart, each with
+the whole machine: reading (Python) and storing (PostgreSQL and the loaders), so the bound shows.
+Figures, never assertions: these machines are shared.
 The toolkit is installed into var/bench/ on first use (see benchmarks/cnt.py).
 """
 
@@ -93,14 +95,61 @@ def child_import(folder: Path) -> None:
                       "status": run.status, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def child_halves(folder: Path, store_rows: int) -> None:
+    """The import's two halves apart, each with the whole machine: reading and preparing every batch (Python,
+    nothing stored), then storing the first `store_rows` posts' batches read beforehand (PostgreSQL's share and
+    the loaders'). Prints posts per second for each as JSON."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from accounts import services
+    from accounts.importers import READERS
+    from accounts.models import Platform
+    from investigator.memory import few_collections
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE accounts_post, accounts_account, accounts_importrun, accounts_dataset CASCADE")
+    Platform.objects.get_or_create(slug="twitter", defaults={"name": "Twitter"})
+    platform_ids = dict(Platform.objects.values_list("slug", "pk"))
+    reader = READERS["twitter-io"][0]
+    with few_collections():
+        started = time.perf_counter()
+        posts = sum(len(batch.posts) for batch in services._batches(reader([folder]), platform_ids))
+        reading = posts / (time.perf_counter() - started)
+        batches, kept = [], 0
+        for batch in services._batches(reader([folder]), platform_ids):
+            batches.append(batch)
+            kept += len(batch.posts)
+            if kept >= store_rows:
+                break
+    services._batches = lambda records, ids: iter(batches)  # the reader's work is done already
+    run = services.import_run_queue(dataset_name="bench", format="twitter-io", paths=[], user=None, enqueue=False)
+    started = time.perf_counter()
+    run = services.import_run_execute(run=run, records=[])
+    storing = kept / (time.perf_counter() - started)
+    print(json.dumps({"reading": reading, "storing": storing, "stored": kept, "status": run.status}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated tweet counts")
     parser.add_argument("--accounts", type=int, default=5_000)
+    parser.add_argument("--halves", action="store_true",
+                        help="also time reading alone (every row) and storing alone (up to --store-rows posts read "
+                             "beforehand), to show which half bounds the import")
+    parser.add_argument("--store-rows", type=int, default=200_000)
     parser.add_argument("--child-import", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-halves", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_import:
         child_import(args.child_import)
+        return
+    if args.child_halves:
+        child_halves(args.child_halves, args.store_rows)
         return
 
     from benchmarks import cnt
@@ -122,9 +171,17 @@ def main() -> None:
             if ours["status"] != "succeeded" or ours["rejected"]:
                 raise SystemExit(f"the import did not go cleanly: {ours}")
             theirs = cnt.run(Path(tmp) / "cnt.db", "preprocess", "--format", "csv", str(Path(tmp) / "messages.csv"))
+            halves = None
+            if args.halves:
+                done = subprocess.run([sys.executable, __file__, "--child-halves", str(folder), "--store-rows",
+                                       str(args.store_rows)], capture_output=True, text=True, check=True)
+                halves = json.loads(done.stdout.strip().splitlines()[-1])
         ours_rate, their_rate = size / ours["seconds"], size / theirs["seconds"]
         print(f"{size:>10,} {ours['seconds']:>8.1f} {ours_rate:>13,.0f} {ours['peak_mib']:>9,.0f} {theirs['seconds']:>10.1f}"
               f" {their_rate:>16,.0f} {theirs['peak_mib']:>12,.0f} {ours_rate / their_rate:>5.2f}x", flush=True)
+        if halves:
+            print(f"{'':>10} halves: reading alone {halves['reading']:,.0f} posts/s, storing alone {halves['storing']:,.0f}"
+                  f" posts/s (first {halves['stored']:,} posts)", flush=True)
     print("targets: ≥ 50,000 posts/s end to end and ≥ 2x the toolkit's preprocess; memory flat as the file grows")
 
 
