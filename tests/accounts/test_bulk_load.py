@@ -1,4 +1,5 @@
-"""The bulk loader's referential integrity: checked set-based for a batch, never given up."""
+"""The bulk loader: referential integrity checked set-based per batch (never given up), and posts stored by
+several connections at once exactly as by one."""
 
 from datetime import UTC, datetime
 
