@@ -195,7 +195,10 @@ def _references_locked(cursor, dataset_id: int) -> bool:
     the very statements that join to them (posts_load). That is the guarantee the per-row checks give
     (they take the same locks): a concurrent delete waits for the batch to commit. The per-row checks are
     then switched off for this batch's post statements only (session_replication_role, as pg_restore
-    does); the caller's later statements in the transaction run with every trigger again.
+    does); the caller's later statements in the transaction run with every trigger again. That switches
+    off every trigger on the tables those statements write (accounts_post, accounts_post_datasets), not
+    only the foreign-key ones: these tables have no other, and a test says so, so that a trigger added to
+    them later is mirrored here instead of silently skipped by imports.
 
     Returns False, changing nothing, when the role may not set session_replication_role (not a superuser,
     e.g. a managed database): the per-row checks then run as usual."""

@@ -80,6 +80,18 @@ def test_an_account_cannot_be_deleted_under_a_batch_that_points_at_it():
 
 
 @pytest.mark.django_db
+def test_the_tables_a_batch_writes_without_triggers_have_no_triggers_but_foreign_keys():
+    """posts_load runs with session_replication_role = replica, which skips every trigger on the tables it
+    writes. Only PostgreSQL's own foreign-key triggers may be there (the batch locks their rows itself); a
+    trigger added to these tables must be mirrored in posts_load, or imports would silently skip it."""
+    with connection.cursor() as cursor:
+        cursor.execute("""SELECT tgrelid::regclass::text, tgname FROM pg_trigger
+                          WHERE tgrelid IN ('accounts_post'::regclass, 'accounts_post_datasets'::regclass)
+                            AND NOT tgisinternal""")
+        assert cursor.fetchall() == []
+
+
+@pytest.mark.django_db
 def test_without_the_right_to_switch_checks_off_every_row_is_checked_as_usual():
     """A database role that may not set session_replication_role (a managed database) loads the same rows
     with PostgreSQL's own per-row checks (trying to switch them off would fail the batch)."""
