@@ -312,13 +312,7 @@ def _prefetched(batches: Iterator[_Batch]) -> Iterator[_Batch]:
     done = object()
 
     def offer(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return _put_unless(slots, item, stop.is_set)
 
     def produce() -> None:
         try:
@@ -339,6 +333,18 @@ def _prefetched(batches: Iterator[_Batch]) -> Iterator[_Batch]:
     finally:
         stop.set()
         worker.join(timeout=5)
+
+
+def _put_unless(slots: queue.Queue, item: object, stopped: Callable[[], bool]) -> bool:
+    """Put `item` once there is room, unless `stopped()` turns true while waiting (the other side is gone,
+    and would never take it). Returns whether it was put."""
+    while not stopped():
+        try:
+            slots.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _platform(platforms: dict[str, Platform], slug: str) -> Platform:
@@ -395,13 +401,9 @@ class _PostLoaders:
         if not self.threads:
             _import_posts(self.run, batch, self.platforms, rejections, self.progress)
             return
-        while True:  # never wait for a free loader after one has failed: the others may be gone
+        # Never wait for a free loader after one has failed: the others may be gone.
+        if not _put_unless(self.pending, (batch, rejections), lambda: self.failure is not None):
             self.raise_failure()
-            try:
-                self.pending.put((batch, rejections), timeout=0.5)
-                return
-            except queue.Full:
-                continue
 
     def _serve(self) -> None:
         from django.db import connections
