@@ -15,7 +15,7 @@ from django.db.models import Count, QuerySet
 from pgvector.django import HammingDistance
 
 from investigator.roles import INVESTIGATOR, has_role
-from media_analysis.hash_scan import hash_scan
+from media_analysis.hash_scan import HashScan, hash_scan
 from media_analysis.hashing import UnreadableImage, compute_hashes
 from media_analysis.matching import Signature, Thresholds, hamming, media_match
 from media_analysis.models import HashState, MediaAsset
@@ -115,9 +115,8 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
         probes += [("pdq", 256, probe.pdq, thresholds.pdq), ("pdq", 256, probe.pdq_flip, thresholds.pdq)]
     found: set[int] = set()
-    if 0 < settings.MEDIA_SCAN_MAX_ROWS >= stored_pictures_estimate(cursor):
-        scans = {column: hash_scan(cursor, table=MediaAsset._meta.db_table, column=column, bits=length,
-                                   where="hash_state = 'done'") for column, length in {(c, n) for c, n, _, _ in probes}}
+    if _scanned(cursor):
+        scans = _lookup_scans(cursor, {(column, length) for column, length, _, _ in probes})
         for column, _, vector, threshold in probes:
             found.update(scans[column].near(vector, max_distance=threshold, k=neighbours).tolist())
         return found - {exclude}
@@ -127,6 +126,33 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
                           within_only=False)
         found.update(i for i, _ in rows)
     return found - {exclude}
+
+
+SCANNED_COLUMNS = (("phash", 64), ("centre", 128), ("pdq", 256))  # every hash column media_candidates probes
+
+
+def _scanned(cursor) -> bool:  # noqa: ANN001
+    """Whether lookups scan this process's in-memory copy of the hashes (else the HNSW indexes)."""
+    return 0 < settings.MEDIA_SCAN_MAX_ROWS >= stored_pictures_estimate(cursor)
+
+
+def _lookup_scans(cursor, columns: set[tuple[str, int]]) -> dict[str, HashScan]:  # noqa: ANN001
+    return {column: hash_scan(cursor, table=MediaAsset._meta.db_table, column=column, bits=length,
+                              where="hash_state = 'done'") for column, length in columns}
+
+
+def media_lookups_warm() -> int:
+    """Read this process's in-memory copy of the hashes now rather than in the first image lookup's request
+    (about 4 s at a million pictures). Returns how many pictures the copy holds (0 when lookups use the
+    HNSW indexes instead). Runs on a connection of its own, closed at the end: it is meant for a thread
+    of its own (investigator.wsgi starts one in every web process)."""
+    try:
+        with connection.cursor() as cursor:
+            if not _scanned(cursor):
+                return 0
+            return max(len(scan) for scan in _lookup_scans(cursor, set(SCANNED_COLUMNS)).values())
+    finally:
+        connection.close()
 
 
 def stored_pictures_estimate(cursor) -> int:  # noqa: ANN001

@@ -81,6 +81,11 @@ def test_serve_starts_everything_with_demo_and_stops_cleanly(tmp_path):
         processes = psutil.Process(process.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in processes)
         assert "celery" in names and "worker" in names and "gunicorn" in names
+        # The web worker reads the hashes image lookups scan as it starts, not in the first lookup's request.
+        deadline = time.monotonic() + 60
+        while "Image lookups ready:" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert re.search(r"Image lookups ready: \d+ pictures in memory", log.read_text()), log.read_text()
     finally:
         children = _stop(process)
     time.sleep(1)

@@ -136,8 +136,8 @@ class Command(BaseCommand):
         worker = [python, "-m", "celery", "-A", "investigator", "worker", "--loglevel=INFO",
                   f"--concurrency={settings.SERVE_CELERY_CONCURRENCY}", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
                   "-n", f"worker-{os.getpid()}@%h"]
-        web = [python, "-m", "gunicorn", "investigator.wsgi:application", "--bind", bind,
-               "--workers", str(settings.SERVE_WEB_WORKERS), "--access-logfile", "-", "--graceful-timeout", "10"]
+        web = [python, "-m", "gunicorn", "-c", "python:investigator.gunicorn", "investigator.wsgi:application",
+               "--bind", bind, "--workers", str(settings.SERVE_WEB_WORKERS), "--access-logfile", "-", "--graceful-timeout", "10"]
         env = {**os.environ, "INVESTIGATOR_EMBEDDED_AUTOSTART": "0"}
         for name, command in (("worker", worker), ("web", web)):
             self.step(f"Starting {name}")
