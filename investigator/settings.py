@@ -238,7 +238,7 @@ CENTRE_MATCH_DISTANCE = env_int("CENTRE_MATCH_DISTANCE", 26, minimum=0, maximum=
 # pictures, and use the HNSW indexes beyond (media_analysis.hash_scan).
 MEDIA_SCAN_MAX_ROWS = env_int("MEDIA_SCAN_MAX_ROWS", 5_000_000, minimum=0)
 # Each web worker reads that copy as it starts (investigator/gunicorn.py) rather than in the first lookup's
-# request (about 4 s at a million pictures).
+# request (about 5 s at a million pictures).
 MEDIA_LOOKUP_WARM = env_bool("MEDIA_LOOKUP_WARM", True)
 
 # --- Web server (manage.py serve) -------------------------------------------------------
