@@ -97,8 +97,12 @@ def _row(row: CsvRow, platform: str, name: str, accounts: dict[str, AccountRecor
     external_id = url
     if platform == "instagram" and shortcode:
         from instaloader import Post
+        from instaloader.exceptions import InvalidArgumentException
 
-        external_id = str(Post.shortcode_to_mediaid(shortcode.group(1)))
+        try:
+            external_id = str(Post.shortcode_to_mediaid(shortcode.group(1)))
+        except InvalidArgumentException:  # longer than a media id's shortcode (private posts' are): the URL stays the id
+            pass
     text = clean_text(values.get("description") or values.get("message") or "")
     links = [values[k].strip() for k in ("link", "final link") if values.get(k, "").strip()]
     yield PostRecord(
