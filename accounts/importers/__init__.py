@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from accounts.importers import crowdtangle, instaloader, ira, jsonl, twitter_io
+from accounts.importers import crowdtangle, csvfiles, instaloader, ira, jsonl, twitter_io
 from accounts.importers.records import Record
 
 Reader = Callable[[list[Path]], Iterator[Record]]
@@ -22,8 +22,7 @@ READERS: dict[str, tuple[Reader, Counter]] = {
 
 def guess_format(paths: list[Path]) -> str:
     """The format of a set of inputs, from their content (headers, file names), for --format auto."""
-    csv_files = [p for path in paths for p in ([path] if path.is_file() else sorted(path.rglob("*.csv")))
-                 if p.suffix.lower() == ".csv"]
+    csv_files = [p for p in csvfiles.csv_files(paths) if p.suffix.lower() == ".csv"]
     if csv_files:
         if all(twitter_io.is_twitter_io(p) for p in csv_files):
             return "twitter-io"
@@ -31,7 +30,7 @@ def guess_format(paths: list[Path]) -> str:
             return "ira-csv"
         if all(crowdtangle.is_crowdtangle(p) for p in csv_files):
             return "crowdtangle"
-    files = [p for path in paths for p in ([path] if path.is_file() else sorted(path.rglob("*")))]
+    files = [p for path in paths for p in ([path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file()))]
     if any(jsonl.is_jsonl(p) for p in files):
         return "jsonl"
     if instaloader.profile_folders(paths):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from accounts.importers.records import Rejection
@@ -17,21 +19,27 @@ class ArchiveRefused(ValueError):
     pass
 
 
+MAX_NAME_BYTES = 255  # the longest file name (one path component) most file systems take
+
+
 def _safe_name(name: str) -> PurePosixPath | None:
     path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or any(part in {"..", ""} for part in path.parts) or ":" in path.parts[0]:
+    if (path.is_absolute() or not path.parts or any(part in {"..", ""} for part in path.parts) or ":" in path.parts[0]
+            or any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in path.parts)):
         return None
     return path
 
 
 def extract_zip(archive: Path, destination: Path, *, max_total_bytes: int) -> list[Rejection]:
-    """Extract into ``destination``. Unsafe members are skipped and reported; a bomb stops the archive."""
+    """Extract into ``destination``. Unsafe or unreadable members are skipped and reported; a bomb stops the
+    archive."""
     problems: list[Rejection] = []
     written = 0
     try:
         bundle = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ArchiveRefused(f"{archive.name}: not a readable zip archive ({exc})") from exc
+    destination.mkdir(parents=True, exist_ok=True)  # even when no member can be extracted
     with bundle:
         for member in bundle.infolist():
             if member.is_dir():
@@ -49,8 +57,8 @@ def extract_zip(archive: Path, destination: Path, *, max_total_bytes: int) -> li
                 raise ArchiveRefused(f"{archive.name}:{name}: expands {member.file_size // max(member.compress_size, 1)}×; "
                                      "refused as a zip bomb")
             target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with bundle.open(member) as source, target.open("wb") as sink:
                     member_bytes = 0
                     while chunk := source.read(CHUNK):
@@ -62,7 +70,14 @@ def extract_zip(archive: Path, destination: Path, *, max_total_bytes: int) -> li
                         if member_bytes > RATIO_GRACE_BYTES and member_bytes > MAX_RATIO * max(member.compress_size, 1):
                             raise ArchiveRefused(f"{archive.name}:{name}: refused as a zip bomb")
                         sink.write(chunk)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as exc:
-                target.unlink(missing_ok=True)
+            except ArchiveRefused:
+                raise
+            # Damaged data (zlib.error), an encrypted member (RuntimeError), a path that clashes with another
+            # member's (a file where a folder must go): that member only.
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
+                    ValueError, zlib.error) as exc:
+                with contextlib.suppress(OSError):
+                    if target.is_file():
+                        target.unlink()
                 problems.append(Rejection(file=f"{archive.name}:{name}", reason=f"damaged archive member ({exc})"))
     return problems

@@ -176,10 +176,10 @@ def snowflake_time(tweet_id: str | int | None) -> datetime | None:
 
 
 def csv_files(paths: list[Path]) -> list[Path]:
-    """The CSV files named, or found below the folders named."""
+    """The CSV files named, or found below the folders named (a folder named like one is not one)."""
     found: list[Path] = []
     for path in paths:
-        found.extend(sorted(path.rglob("*.csv")) if path.is_dir() else [path])
+        found.extend(sorted(p for p in path.rglob("*.csv") if p.is_file()) if path.is_dir() else [path])
     return found
 
 

@@ -29,7 +29,7 @@ def validators() -> dict[str, Draft202012Validator]:
 def _files(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
-        found.extend(sorted(path.rglob("*.jsonl")) if path.is_dir() else [path])
+        found.extend(sorted(p for p in path.rglob("*.jsonl") if p.is_file()) if path.is_dir() else [path])
     return found
 
 

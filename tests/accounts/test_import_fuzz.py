@@ -243,3 +243,41 @@ def test_values_no_column_holds_are_reported_and_the_rest_of_the_file_is_importe
     assert Account.objects.get(external_id="u1").follower_count is None
     assert ct_run.status == "succeeded"
     assert Post.objects.get(platform__slug="instagram").external_id.endswith("/p/BuhZ3KnhgWeLongerThanAnyMediaId/")
+
+
+MEMBER_NAMES = ["op_tweets_csv_hashed.csv", "op_users_csv_hashed.csv", "a", "a/b.csv", "a/b.csv/c.csv", "x" * 300 + ".csv",
+                "d/" + "y" * 250 + "/z.csv", "../up.csv", "/abs.csv", "C:/win.csv", "dir/", "\u00e9t\u00e9.csv",
+                "sp ace/./t.csv", "back\\slash.csv", "con", ".hidden.csv"]
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")  # the archives written here repeat names on purpose
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(members=st.lists(st.tuples(st.sampled_from(MEMBER_NAMES), st.sampled_from(["tweets", "users", "junk", "empty"])),
+                        min_size=1, max_size=6),
+       edits=st.one_of(st.just([]), EDITS), encrypted=st.booleans())
+def test_any_zip_archive_is_reported_never_crashes_and_never_touches_what_was_stored(stored, tmp_path_factory, members,
+                                                                                     edits, encrypted):
+    import zipfile
+
+    sample = _samples("new")["twitter-io"]
+    contents = {"tweets": sample["op_tweets_csv_hashed.csv"], "users": sample["op_users_csv_hashed.csv"],
+                "junk": bytes(range(256)) * 4, "empty": b""}
+    folder = tmp_path_factory.mktemp("zip")
+    archive = folder / "export.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for name, content in members:
+            bundle.writestr(zipfile.ZipInfo(name), contents[content], compress_type=zipfile.ZIP_DEFLATED)
+    data = bytearray(archive.read_bytes())
+    if encrypted:  # the first member marked encrypted, in its local and central headers: no password opens it
+        data[6] |= 0x1
+        data[data.index(b"PK\x01\x02") + 8] |= 0x1
+    archive.write_bytes(_edited(bytes(data), edits))
+    with transaction.atomic():
+        run = import_paths(dataset_name="hostile", format="auto", paths=[archive], user=None)
+
+        assert run.status in {"succeeded", "failed"} and (run.status == "succeeded" or run.error), run.error
+        after = _stored()
+        for key in ("posts", "accounts"):
+            assert {k: after[key].get(k) for k in stored[key]} == stored[key]
+        transaction.set_rollback(True)
