@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import lzma
-import re
 import shutil
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 
 from accounts.models import Account, Post
 from accounts.services import import_paths
+from tests.fuzzing import edited
 
 pytestmark = pytest.mark.django_db
 
@@ -91,30 +91,6 @@ EDITS = st.lists(st.one_of(
 ), min_size=1, max_size=5)
 
 
-def _edited(content: bytes, edits: list[tuple[str, float, bytes]]) -> bytes:
-    for kind, where, payload in edits:
-        at = int(where * len(content))
-        if kind == "insert":
-            content = content[:at] + payload + content[at:]
-        elif kind == "delete":
-            content = content[:at] + content[at + len(payload):]
-        elif kind == "cut":  # a file cut off mid-way (a download that stopped)
-            content = content[:max(at, 1)]
-        elif kind == "repeat-line":
-            lines = content.split(b"\n")
-            line = lines[min(int(where * len(lines)), len(lines) - 1)]
-            content = content + b"\n" + line + b"\n"
-        elif kind in {"number", "word"}:
-            found = list(re.finditer(rb"\d+" if kind == "number" else rb"[A-Za-z]+", content))
-            if found:
-                match = found[min(int(where * len(found)), len(found) - 1)]
-                content = content[:match.start()] + payload + content[match.end():]
-        elif kind in {"utf-16", "cp1252"}:
-            text = content.decode("utf-8", errors="replace")
-            content = text.encode("utf-16") if kind == "utf-16" else text.encode("cp1252", errors="replace")
-    return content
-
-
 def _stored() -> dict[str, object]:
     """Everything an import may write, as plain values."""
     return {
@@ -153,7 +129,7 @@ def test_any_bytes_are_reported_never_crash_and_never_touch_what_was_stored(stor
     with transaction.atomic():  # each example starts from the stored exports alone
         files = dict(_samples("new")[data_format])
         name = sorted(files)[which % len(files)]
-        files[name] = _edited(files[name], edits)
+        files[name] = edited(files[name], edits)
         folder = _write(tmp_path_factory.mktemp("hostile"), files)
         run = import_paths(dataset_name="hostile", format="auto" if auto else data_format, paths=[folder], user=None)
 
@@ -195,7 +171,7 @@ def test_any_instaloader_json_is_reported_never_crashes_and_never_touches_what_w
         export = tmp_path_factory.mktemp("hostile") / "export"
         shutil.copytree(small_demo[0] / "dumpchump", export / "dumpchump")
         target = export / "dumpchump" / candidates[which % len(candidates)].name  # the profile or one post
-        content = _edited(lzma.decompress(target.read_bytes()), edits)
+        content = edited(lzma.decompress(target.read_bytes()), edits)
         if compressed:
             target.write_bytes(lzma.compress(content))
         else:  # Instaloader writes plain .json too
@@ -272,7 +248,7 @@ def test_any_zip_archive_is_reported_never_crashes_and_never_touches_what_was_st
     if encrypted:  # the first member marked encrypted, in its local and central headers: no password opens it
         data[6] |= 0x1
         data[data.index(b"PK\x01\x02") + 8] |= 0x1
-    archive.write_bytes(_edited(bytes(data), edits))
+    archive.write_bytes(edited(bytes(data), edits))
     with transaction.atomic():
         run = import_paths(dataset_name="hostile", format="auto", paths=[archive], user=None)
 

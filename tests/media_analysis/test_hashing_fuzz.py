@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from media_analysis.hashing import UnreadableImage, compute_hashes
+from tests.fuzzing import edited
 
 
 def _pictures() -> dict[str, bytes]:
@@ -51,20 +52,6 @@ EDITS = st.lists(st.tuples(
 ), min_size=1, max_size=4)
 
 
-def _edited(content: bytes, edits: list[tuple[str, float, bytes]]) -> bytes:
-    for kind, where, payload in edits:
-        at = int(where * len(content))
-        if kind == "insert":
-            content = content[:at] + payload + content[at:]
-        elif kind == "delete":
-            content = content[:at] + content[at + len(payload):]
-        elif kind == "overwrite":
-            content = content[:at] + payload + content[at + len(payload):]
-        else:
-            content = content[:at]
-    return content
-
-
 @pytest.mark.parametrize("kind", sorted(PICTURES))
 def test_every_picture_kind_hashes_before_it_is_damaged(tmp_path, kind):
     path = tmp_path / "picture"
@@ -80,7 +67,7 @@ def test_every_picture_kind_hashes_before_it_is_damaged(tmp_path, kind):
 @given(kind=st.sampled_from(sorted(PICTURES)), edits=EDITS)
 def test_any_damaged_picture_hashes_or_is_refused_with_a_reason(tmp_path: Path, kind, edits):
     path = tmp_path / "picture"
-    path.write_bytes(_edited(PICTURES[kind], edits))
+    path.write_bytes(edited(PICTURES[kind], edits))
     try:
         hashes = compute_hashes(path, max_pixels=10**7)
     except UnreadableImage as exc:
