@@ -145,7 +145,7 @@ def media_lookups_warm() -> int:
     """Read this process's in-memory copy of the hashes now rather than in the first image lookup's request
     (about 5 s at a million pictures). Returns how many pictures the copy holds (0 when lookups use the
     HNSW indexes instead). Runs on a connection of its own, closed at the end: it is meant for a thread
-    of its own (investigator.wsgi starts one in every web process)."""
+    of its own (investigator/gunicorn.py starts one in every web worker)."""
     try:
         with connection.cursor() as cursor:
             if not _scanned(cursor):
