@@ -137,7 +137,8 @@ def upload_store(*, files: list[UploadedFile]) -> list[Path]:
     for index, upload in enumerate(files):
         base = Path(str(upload.name).replace("\\", "/")).name  # never a path the client chose
         try:
-            safe = get_valid_filename(base)[:150]
+            # At most 150 bytes, not characters: file systems count bytes (255 a name), and a character may take 4.
+            safe = get_valid_filename(base).encode()[:150].decode(errors="ignore")
         except Exception:  # noqa: BLE001 - Django raises SuspiciousFileOperation for names like ".."
             safe = ""
         target = folder / f"{index:03d}-{safe or 'upload'}"

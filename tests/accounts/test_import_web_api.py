@@ -127,3 +127,15 @@ def test_runs_with_many_files_show_a_page_of_them(client, cast):
     assert listed["source_count"] == 250 and "sources" not in listed
     detail = api.get(reverse("api:import-detail", args=[run.pk])).json()
     assert len(detail["sources"]) == 250 and detail["sources"][-1]["name"] == "p249.jpg"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["\u00e9" * 200 + ".jsonl", "\U0001f600" * 100 + ".jsonl", "../../" + "x" * 400,
+                                  "a\\b\\..\\c.jsonl", "nul\x00.jsonl", "   "])
+def test_hostile_upload_names_are_stored_under_safe_names_the_file_system_takes(cast, settings, tmp_path, name):
+    from accounts.services import upload_store
+
+    settings.UPLOAD_ROOT = tmp_path / "uploads"
+    (stored,) = upload_store(files=[SimpleUploadedFile(name, JSONL)])
+    assert stored.parent.parent == settings.UPLOAD_ROOT and stored.read_bytes() == JSONL
+    assert len(stored.name.encode()) <= 255 and "/" not in stored.name and "\x00" not in stored.name
