@@ -162,7 +162,8 @@ def main() -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "investigator.wsgi:application", "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", "-c", "python:investigator.gunicorn", "investigator.wsgi:application",
+         "--bind", f"127.0.0.1:{port}",
          "--workers", str(args.workers), "--log-level", "warning"], cwd=ROOT, env=os.environ.copy())
     try:
         deadline = time.monotonic() + 60
