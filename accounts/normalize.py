@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -81,3 +82,24 @@ def normalize_url(url: str | None) -> str:
     if path != "/" and path.endswith("/"):
         path = path.rstrip("/")
     return urlunsplit(("https" if scheme == "http" else scheme, host, path, urlencode(query), ""))
+
+
+SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def json_loads(text: str) -> object:
+    """json.loads, with every lone UTF-16 surrogate (an escape such as \\ud800 without its pair: valid JSON that no
+    UTF-8 text, and so no database, can hold) replaced by U+FFFD. Pairs are joined by the parser and kept."""
+    value = json.loads(text)
+    return _without_surrogates(value) if SURROGATE_ESCAPE_RE.search(text) else value
+
+
+def _without_surrogates(value: object) -> object:
+    if isinstance(value, str):
+        return SURROGATE_RE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    return value

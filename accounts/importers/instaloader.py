@@ -21,7 +21,7 @@ import instaloader
 from instaloader import InstaloaderContext
 
 from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
-from accounts.normalize import clean_text, normalize_url
+from accounts.normalize import clean_text, json_loads, normalize_url
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
 POST_FILE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})_UTC(?:_\d+)?\.json(?:\.xz)?$")
@@ -67,7 +67,7 @@ def read_json_file(path: Path) -> dict:
             raise DecodeError("file larger than the JSON size limit")
         data = raw
     try:
-        payload = json.loads(data.decode("utf-8-sig"))
+        payload = json_loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DecodeError(f"not valid JSON ({exc})") from exc
     if not isinstance(payload, dict):

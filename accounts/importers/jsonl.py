@@ -13,7 +13,7 @@ from jsonschema.exceptions import best_match
 
 from accounts.importers.csvfiles import parse_datetime
 from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
-from accounts.normalize import clean_text
+from accounts.normalize import clean_text, json_loads
 
 SCHEMA_PATH = Path(__file__).with_name("jsonl_schema.json")
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -75,7 +75,7 @@ def read(paths: list[Path]) -> Iterator[Record]:
                     yield Rejection(file=path.name, line=number, reason="line longer than 8 MiB")
                     continue
                 try:
-                    item = json.loads(raw.decode("utf-8-sig"))
+                    item = json_loads(raw.decode("utf-8-sig"))
                 except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                     yield Rejection(file=path.name, line=number, reason=f"not valid JSON ({exc})")
                     continue

@@ -77,7 +77,8 @@ def _samples(prefix: str) -> dict[str, dict[str, bytes]]:
 
 HOSTILE = [b"\x00", b"\xef\xbb\xbf", b"\xff\xfe", b"\xff", b"\xe9", b'"', b'""', b",", b"\n", b"\r", b"\r\n",
            b"[", b"]", b"'", b"\\", b"{", b"}", b"#", b"@", b"http://", b"\xe2\x80\xa8", b"9" * 40, b"-1", b"1e999",
-           b"NaN", b"\t", b"\x1f", b"True", b"2018-13-45 25:61", "\U0001f600".encode()]
+           b"NaN", b"\t", b"\x1f", b"True", b"2018-13-45 25:61", "\U0001f600".encode(),
+           b"\\ud800", b"\\udfff"]  # lone surrogates, as JSON escapes
 NUMBERS = [b"1" + b"0" * 40, b"-" + b"9" * 30, b"9223372036854775808", b"1e999", b"-1", b"NaN", b"0x1F", b"1_000"]
 LONG = [b"x" * 400, "\u00e9".encode() * 300, b"#" + b"a" * 400, b"@" + b"b" * 400, b"https://" + b"c" * 3000]
 EDITS = st.lists(st.one_of(
@@ -257,3 +258,17 @@ def test_any_zip_archive_is_reported_never_crashes_and_never_touches_what_was_st
         for key in ("posts", "accounts"):
             assert {k: after[key].get(k) for k in stored[key]} == stored[key]
         transaction.set_rollback(True)
+
+
+def test_lone_surrogates_in_json_are_replaced_not_a_crash(tmp_path):
+    """Valid JSON, but no UTF-8 text (so no database) can hold a lone surrogate: each one becomes U+FFFD."""
+    lines = ['{"type": "account", "platform": "instagram", "id": "a", "handle": "ana", "display_name": "x\\ud800y"}',
+             '{"type": "post", "platform": "instagram", "id": "p1", "account_id": "a", "posted_at": "2018-08-04T10:00:00Z", '
+             '"text": "hi \\ud83d\\ude00 and \\udc00 #tag", "hashtags": ["\\ud800x"]}']
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join(lines))
+    run = import_paths(dataset_name="d", format="jsonl", paths=[path], user=None)
+    assert run.status == "succeeded" and run.rejected_count == 0
+    post = Post.objects.get(external_id="p1")
+    assert post.text == "hi \U0001f600 and \ufffd #tag"  # a pair is one character, kept
+    assert post.hashtags == ["\ufffdx"] and Account.objects.get(external_id="a").display_name == "x\ufffdy"
