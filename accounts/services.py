@@ -570,7 +570,7 @@ def accounts_upsert(*, run: ImportRun, records: list[AccountRecord], platforms: 
             seq, _platform(platforms, record.platform).pk, record.external_id, record.handle, record.display_name,
             record.bio, normalize_url(record.external_url), record.location, record.language, record.created_at,
             record.follower_count, record.following_count, record.post_count, record.is_private, record.is_verified,
-            avatar_id, load.jsonb(record.extra),
+            avatar_id, load.jsonb({k: v for k, v in record.extra.items() if not k.startswith("_")}),
         ))
     return load.accounts_load(rows=rows, dataset_id=run.dataset_id, import_run_id=run.pk)
 

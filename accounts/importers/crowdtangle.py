@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from accounts.importers.csvfiles import CsvRow, count_rows, csv_files, parse_datetime, parse_int, read_header, read_rows
-from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
+from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection, located
 from accounts.normalize import clean_text, extract_links
 
 US_ZONES = {"EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7, "UTC": 0, "GMT": 0}
@@ -92,7 +92,7 @@ def _row(row: CsvRow, platform: str, name: str, accounts: dict[str, AccountRecor
     )
     if accounts.get(account_id) != account:
         accounts[account_id] = account
-        yield account
+        yield located(account, name, row.line)
     shortcode = SHORTCODE_RE.search(url)
     external_id = url
     if platform == "instagram" and shortcode:
@@ -111,6 +111,6 @@ def _row(row: CsvRow, platform: str, name: str, accounts: dict[str, AccountRecor
         like_count=parse_int(values.get("likes")), comment_count=parse_int(values.get("comments")),
         share_count=parse_int(values.get("shares")), view_count=parse_int(values.get("views")),
         extra={k: values[k].strip() for k in ("image text", "title", "link text", "sponsor name", "total interactions")
-               if values.get(k, "").strip()},
+               if values.get(k, "").strip()} | {"_file": name, "_line": row.line},
     )
 

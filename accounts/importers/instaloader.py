@@ -20,7 +20,7 @@ from typing import Any
 import instaloader
 from instaloader import InstaloaderContext
 
-from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
+from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection, located
 from accounts.normalize import clean_text, json_loads, normalize_url
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
@@ -150,7 +150,7 @@ def _read_folder(folder: Path, context: InstaloaderContext, root: Path) -> Itera
                     day, time_of_day = PROFILE_PIC_RE.match(profile_pics[0].name).group(1).split("_")
                     record.extra["first_profile_pic_at"] = f"{day}T{time_of_day.replace('-', ':')}+00:00"
                 seen_accounts.add(record.external_id)
-                yield record
+                yield located(record, path.name)
             elif isinstance(structure, instaloader.Post):
                 match = POST_FILE_RE.match(path.name)
                 stamp = match.group(1) if match else None
@@ -192,7 +192,8 @@ def _post_records(post: instaloader.Post, path: Path, stamp: str | None, names: 
     if owner_id not in seen_accounts and owner.get("username"):
         # No profile file (e.g. a hashtag download): the owner is known only by id and handle.
         seen_accounts.add(owner_id)
-        yield AccountRecord(platform="instagram", external_id=owner_id, handle=clean_text(str(owner["username"]))[:255])
+        yield located(AccountRecord(platform="instagram", external_id=owner_id,
+                                    handle=clean_text(str(owner["username"]))[:255]), path.name)
     media: list[Path] = []
     if stamp:
         single = f"{stamp}_UTC.jpg"
@@ -218,7 +219,7 @@ def _post_records(post: instaloader.Post, path: Path, stamp: str | None, names: 
         like_count=_count(node, "edge_media_preview_like") or _count(node, "edge_liked_by"),
         comment_count=_count(node, "edge_media_to_comment") or _count(node, "edge_media_to_parent_comment"),
         media=media,
-        extra={k: node[k] for k in ("accessibility_caption", "location") if node.get(k)},
+        extra={k: node[k] for k in ("accessibility_caption", "location") if node.get(k)} | {"_file": path.name},
     )
     if missing_media:
         yield Rejection(file=path.name, reason="no image file beside the post (missing media)", column="media", kept=True)

@@ -20,7 +20,7 @@ from accounts.importers.csvfiles import (
     read_rows,
     snowflake_time,
 )
-from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
+from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection, located
 from accounts.normalize import clean_text
 
 FULL_COLUMNS = {"external_author_id", "author", "content", "publish_date"}
@@ -87,7 +87,7 @@ def _row(row: CsvRow, kind: str, path: Path, accounts: dict[str, AccountRecord])
     )
     if accounts.get(author_id) != account:
         accounts[author_id] = account
-        yield account
+        yield located(account, path.name, row.line)
     content = clean_text(values.get("content", ""))
     if not tweet_id:
         # The per-author copies have no tweet id: a stable one from the row keeps re-imports idempotent.
@@ -98,5 +98,6 @@ def _row(row: CsvRow, kind: str, path: Path, accounts: dict[str, AccountRecord])
         platform="twitter", external_id=tweet_id, account_external_id=author_id, posted_at=posted_at, text=content,
         links=links or None, post_type=(post_type or ("RETWEET" if values.get("retweet") == "1" else "tweet")).lower(),
         language=values.get("language", "").strip()[:32],
-        extra={"harvested_date": values.get("harvested_date", "").strip(), "minute_resolution": exact is None},
+        extra={"harvested_date": values.get("harvested_date", "").strip(), "minute_resolution": exact is None,
+               "_file": path.name, "_line": row.line},
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -60,3 +60,10 @@ class Rejection:
 
 
 Record = AccountRecord | PostRecord | Rejection
+
+
+def located(record: AccountRecord, file: str, line: int | None = None) -> AccountRecord:
+    """A copy of an account record that knows where it was read, for the problems reported about it. Keys of
+    `extra` starting with "_" are never stored. (Readers put the same keys straight into each post's `extra`:
+    a copy per post would cost more than the rest of its reading.)"""
+    return replace(record, extra={**record.extra, "_file": file, "_line": line})

@@ -19,7 +19,7 @@ from accounts.importers.csvfiles import (
     read_header,
     read_rows,
 )
-from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
+from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection, located
 from accounts.normalize import clean_text
 
 USER_COLUMNS = {"userid", "user_screen_name"}
@@ -76,12 +76,12 @@ def read(paths: list[Path]) -> Iterator[Record]:
                 continue
             if "tweetid" not in header:
                 seen_users.add(row.values["userid"].strip())
-                yield _account(row)
+                yield located(_account(row), name, row.line)
                 continue
             userid = row.values["userid"].strip()
             if userid not in seen_users:
                 seen_users.add(userid)
-                yield _account(row)
+                yield located(_account(row), name, row.line)
             yield from _tweet(row, name)
 
 
@@ -114,5 +114,6 @@ def _tweet(row: CsvRow, name: str) -> Iterator[Record]:
         share_count=parse_int(values.get("retweet_count")),
         extra={k: values[k].strip() for k in ("tweet_client_name", "quoted_tweet_tweetid", "quote_count", "poll_choices",
                                               "follower_count", "following_count",
-                                              "latitude", "longitude") if values.get(k, "").strip()},
+                                              "latitude", "longitude") if values.get(k, "").strip()}
+        | {"_file": name, "_line": row.line},
     )

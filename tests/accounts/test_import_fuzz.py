@@ -210,11 +210,18 @@ def test_values_no_column_holds_are_reported_and_the_rest_of_the_file_is_importe
 
     assert run.status == "succeeded" and set(Post.objects.filter(platform__slug="twitter").values_list(
         "external_id", flat=True)) == {"11", "12", "13"}
-    problems = {(r.column, r.kept): r.reason for r in run.rejections.all()}
-    assert "longer than 128 characters" in problems[("external_id", False)]
-    assert "out of range; stored empty" in problems[("like_count", True)]
-    assert "out of range; stored empty" in problems[("follower_count", True)]
-    assert "stored empty" in problems[("repost_of_external_id", True)]
+    problems = {(r.column, r.kept): (r.file, r.line, r.reason) for r in run.rejections.all()}
+    tweets, users = "op_tweets_csv_hashed.csv", "op_users_csv_hashed.csv"
+    # Where each was read: every tweet row here spans two lines (its bio holds a newline).
+    assert problems[("external_id", False)][:2] == (tweets, 4)
+    assert "longer than 128 characters" in problems[("external_id", False)][2]
+    assert problems[("like_count", True)][:2] == (tweets, 2) and "out of range" in problems[("like_count", True)][2]
+    assert problems[("follower_count", True)][:2] == (users, 2)
+    assert "out of range; stored empty" in problems[("follower_count", True)][2]
+    assert problems[("repost_of_external_id", True)][:2] == (tweets, 6)
+    assert "stored empty" in problems[("repost_of_external_id", True)][2]
+    assert not any(key.startswith("_") for key in Account.objects.get(external_id="u1").extra)
+    assert not any(key.startswith("_") for key in Post.objects.get(external_id="11").extra)
     assert Post.objects.get(external_id="11").like_count is None
     assert Post.objects.get(external_id="12").repost_of_external_id == ""
     assert Account.objects.get(external_id="u1").follower_count is None
