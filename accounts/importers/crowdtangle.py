@@ -86,8 +86,8 @@ def _row(row: CsvRow, platform: str, name: str, accounts: dict[str, AccountRecor
         yield Rejection(file=name, line=row.line, column="URL", reason="empty post URL")
         return
     account = AccountRecord(
-        platform=platform, external_id=account_id, handle=(handle or account_id)[:255],
-        display_name=clean_text(values.get("account") or values.get("page name") or "")[:500],
+        platform=platform, external_id=account_id, handle=handle or account_id,
+        display_name=clean_text(values.get("account") or values.get("page name") or ""),
         follower_count=parse_int(values.get("followers at posting")) or parse_int(values.get("likes at posting")),
     )
     if accounts.get(account_id) != account:
@@ -107,7 +107,7 @@ def _row(row: CsvRow, platform: str, name: str, accounts: dict[str, AccountRecor
     links = [values[k].strip() for k in ("link", "final link") if values.get(k, "").strip()]
     yield PostRecord(
         platform=platform, external_id=external_id, account_external_id=account_id, posted_at=posted_at, text=text,
-        links=[*links, *extract_links(text)], url=url, post_type=values.get("type", "").strip().lower()[:32],
+        links=[*links, *extract_links(text)], url=url, post_type=values.get("type", "").strip().lower(),
         like_count=parse_int(values.get("likes")), comment_count=parse_int(values.get("comments")),
         share_count=parse_int(values.get("shares")), view_count=parse_int(values.get("views")),
         extra={k: values[k].strip() for k in ("image text", "title", "link text", "sponsor name", "total interactions")

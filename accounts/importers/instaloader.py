@@ -169,8 +169,8 @@ def _profile_record(profile: instaloader.Profile, picture: Path | None) -> Accou
     return AccountRecord(
         platform="instagram",
         external_id=user_id,
-        handle=clean_text(str(node["username"]))[:255],
-        display_name=clean_text(node.get("full_name") or "")[:500],
+        handle=clean_text(str(node["username"])),
+        display_name=clean_text(node.get("full_name") or ""),
         bio=clean_text(node.get("biography") or ""),
         external_url=normalize_url(node.get("external_url") or ""),
         follower_count=_count(node, "edge_followed_by"),
@@ -192,8 +192,8 @@ def _post_records(post: instaloader.Post, path: Path, stamp: str | None, names: 
     if owner_id not in seen_accounts and owner.get("username"):
         # No profile file (e.g. a hashtag download): the owner is known only by id and handle.
         seen_accounts.add(owner_id)
-        yield located(AccountRecord(platform="instagram", external_id=owner_id,
-                                    handle=clean_text(str(owner["username"]))[:255]), path.name)
+        yield located(AccountRecord(platform="instagram", external_id=owner_id, handle=clean_text(str(owner["username"]))),
+                      path.name)
     media: list[Path] = []
     if stamp:
         single = f"{stamp}_UTC.jpg"

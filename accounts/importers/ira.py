@@ -78,9 +78,9 @@ def _row(row: CsvRow, kind: str, path: Path, accounts: dict[str, AccountRecord])
     # Trust the Snowflake time only when it agrees with the published minute (guards against mangled ids).
     posted_at = exact if exact is not None and abs(exact - minute_time) < timedelta(minutes=2) else minute_time
     account = AccountRecord(
-        platform="twitter", external_id=author_id, handle=(handle or author_id)[:255],
-        language=values.get("language", "").strip()[:32] if kind == "per-author" else "",
-        location=clean_text(values.get("region", ""))[:500],
+        platform="twitter", external_id=author_id, handle=handle or author_id,
+        language=values.get("language", "").strip() if kind == "per-author" else "",
+        location=clean_text(values.get("region", "")),
         follower_count=parse_int(values.get("followers")), following_count=parse_int(values.get("following")),
         post_count=parse_int(values.get("updates")),
         extra={k: values[k].strip() for k in ("account_type", "account_category") if values.get(k, "").strip()},
@@ -97,7 +97,7 @@ def _row(row: CsvRow, kind: str, path: Path, accounts: dict[str, AccountRecord])
     yield PostRecord(
         platform="twitter", external_id=tweet_id, account_external_id=author_id, posted_at=posted_at, text=content,
         links=links or None, post_type=(post_type or ("RETWEET" if values.get("retweet") == "1" else "tweet")).lower(),
-        language=values.get("language", "").strip()[:32],
+        language=values.get("language", "").strip(),
         extra={"harvested_date": values.get("harvested_date", "").strip(), "minute_resolution": exact is None,
                "_file": path.name, "_line": row.line},
     )

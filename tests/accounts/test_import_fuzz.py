@@ -200,7 +200,7 @@ def test_values_no_column_holds_are_reported_and_the_rest_of_the_file_is_importe
         _tweet("12", "u1", "a retweet of an impossible id", "2018-10-01 12:02", retweet="9" * 300),
         _tweet("13", "u1", "fine", "2018-10-01 12:03"),
     ])
-    users = USERS_HEADER + f"u1,Ana,ana,TX,bio,,{2**63},300,2016-05-01,en\n"
+    users = USERS_HEADER + f"u1,Ana,{'a' * 300},TX,bio,,{2**63},300,2016-05-01,en\n"  # a handle past its column
     folder = _write(tmp_path / "io", {"op_tweets_csv_hashed.csv": tweets.encode(), "op_users_csv_hashed.csv": users.encode()})
     crowdtangle = _samples("new")["crowdtangle"]["ct_instagram.csv"].replace(b"BuhZ3KnhgWe", b"BuhZ3KnhgWeLongerThanAnyMediaId")
 
@@ -225,6 +225,7 @@ def test_values_no_column_holds_are_reported_and_the_rest_of_the_file_is_importe
     assert Post.objects.get(external_id="11").like_count is None
     assert Post.objects.get(external_id="12").repost_of_external_id == ""
     assert Account.objects.get(external_id="u1").follower_count is None
+    assert Account.objects.get(external_id="u1").handle == "a" * 255  # cut to its column, as names are
     assert ct_run.status == "succeeded"
     assert Post.objects.get(platform__slug="instagram").external_id.endswith("/p/BuhZ3KnhgWeLongerThanAnyMediaId/")
 
