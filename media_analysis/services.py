@@ -7,7 +7,8 @@ import json
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -173,9 +174,13 @@ def known_sources_add(*, paths: list[Path], label: str, note: str = "", user: ob
     return added
 
 
+# Serialises media cluster builds: each replaces every cluster, so two at once would each store a whole set.
+_CLUSTERS_LOCK_KEY = 0x3ED1AC
+
+
 def media_clusters_rebuild(
     *, max_distance: int | None = None, max_pdq_distance: int | None = None, neighbours: int = 24,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, waiting: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Group every hashed picture with its near-duplicates, leader first.
 
@@ -185,40 +190,63 @@ def media_clusters_rebuild(
     (media_analysis.matching), or becomes a centre itself. Every member therefore matches its centre
     directly: a chain of small changes (A~B~C) cannot drag an unrelated picture in, and a picture with
     thousands of copies still has one centre, however many copies sit near it.
+
+    One build runs at a time: a second one calls `waiting` and starts when the first is done, so it groups
+    the pictures as they are then. The grouping (minutes at a million pictures) reads the signatures a
+    batch at a time, each read a statement of its own, so no transaction stays open for it (an open one
+    would hold back vacuum for the whole database); only storing the result is one transaction. Pictures
+    hashed after the build began wait for the next one.
     """
     from dataclasses import replace
 
     max_distance = settings.PHASH_MATCH_DISTANCE if max_distance is None else max_distance
     max_pdq_distance = settings.PDQ_MATCH_DISTANCE if max_pdq_distance is None else max_pdq_distance
     thresholds = replace(Thresholds.from_settings(), phash=max_distance, pdq=max_pdq_distance)
-    with transaction.atomic(), few_collections():
-        total = MediaAsset.objects.filter(hash_state=HashState.DONE, signature__isnull=False).count()
-        centres = CentreIndex(thresholds, neighbours=neighbours)
-        members: list[tuple[int, int, int, str]] = []  # asset, centre, distance, via
-        with connection.chunked_cursor() as cursor:
+    with _clusters_lock(waiting), few_collections():
+        with connection.cursor() as cursor:
             cursor.execute("""
-                SELECT m.id, m.signature FROM media_analysis_mediaasset m
+                SELECT m.id FROM media_analysis_mediaasset m
                 LEFT JOIN LATERAL (SELECT min(p.posted_at) AS first_posted FROM accounts_postmedia pm
                                    JOIN accounts_post p ON p.id = pm.post_id WHERE pm.media_id = m.id) f ON true
                 WHERE m.hash_state = 'done' AND m.signature IS NOT NULL
                 ORDER BY f.first_posted NULLS LAST, m.id""")
-            done = 0
-            while rows := cursor.fetchmany(CentreIndex.BATCH):
-                batch = [(asset_id, Signature.from_json(data if isinstance(data, dict) else json.loads(data)))
-                         for asset_id, data in rows]
-                for (asset_id, _), (centre, evidence) in zip(batch, centres.assign(batch), strict=True):
-                    if evidence is None:
-                        members.append((asset_id, asset_id, 0, "phash"))
-                    else:
-                        members.append((asset_id, centre, evidence.distance, evidence.via))
-                done += len(rows)
-                if progress:
-                    progress(done, total)
+            order = np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
+        centres = CentreIndex(thresholds, neighbours=neighbours)
+        members: list[tuple[int, int, int, str]] = []  # asset, centre, distance, via
+        for start in range(0, len(order), CentreIndex.BATCH):
+            ids = order[start:start + CentreIndex.BATCH].tolist()
+            found = dict(MediaAsset.objects.filter(pk__in=ids, signature__isnull=False).values_list("pk", "signature"))
+            batch = [(asset_id, Signature.from_json(found[asset_id])) for asset_id in ids if asset_id in found]
+            for (asset_id, _), (centre, evidence) in zip(batch, centres.assign(batch), strict=True):
+                if evidence is None:
+                    members.append((asset_id, asset_id, 0, "phash"))
+                else:
+                    members.append((asset_id, centre, evidence.distance, evidence.via))
+            if progress:
+                progress(min(start + CentreIndex.BATCH, len(order)), len(order))
         parameters = {"max_distance": max_distance, "max_pdq_distance": max_pdq_distance, "neighbours": neighbours,
                       "pdq_min_quality": settings.PDQ_MIN_QUALITY, "centre_distance": thresholds.centre}
-        _media_clusters_store(members, parameters)
+        with transaction.atomic():
+            _media_clusters_store(members, parameters)
     sizes = Counter(centre for _, centre, _, _ in members)
     return {"pictures": len(members), "clusters": len(sizes), "with_copies": sum(1 for n in sizes.values() if n > 1)}
+
+
+@contextmanager
+def _clusters_lock(waiting: Callable[[], None] | None) -> Iterator[None]:
+    """PostgreSQL's session-level advisory lock, so builds in any process wait for each other; a build whose
+    process dies loses it with its connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_CLUSTERS_LOCK_KEY])
+        if not cursor.fetchone()[0]:
+            if waiting:
+                waiting()
+            cursor.execute("SELECT pg_advisory_lock(%s)", [_CLUSTERS_LOCK_KEY])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_CLUSTERS_LOCK_KEY])
 
 
 def _media_clusters_store(members: list[tuple[int, int, int, str]], parameters: dict) -> None:

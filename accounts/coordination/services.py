@@ -123,8 +123,12 @@ def _detect(run: DetectionRun, advance: Callable[[str], None]) -> dict:
     def pictures_grouped(done: int, total: int) -> None:
         DetectionRun.objects.filter(pk=run.pk).update(stage=f"Grouping copies of pictures: {done:,} of {total:,}")
 
+    def other_grouping() -> None:
+        DetectionRun.objects.filter(pk=run.pk).update(
+            stage="Waiting for another detection's grouping of pictures to finish")
+
     if {"co_image", "co_image_reuse", "shared_avatar"} & set(run.signals):
-        media_clusters_rebuild(progress=pictures_grouped)
+        media_clusters_rebuild(progress=pictures_grouped, waiting=other_grouping)
     advance("media clusters")
     activity = S.account_activity(params)
     edges: list[S.Edge] = []

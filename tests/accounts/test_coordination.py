@@ -4,17 +4,21 @@ clusters on the demo campaign against its ground truth, and the command with its
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
+import psycopg
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from accounts.coordination import signals as S
 from accounts.coordination.services import detection_run_create, detection_run_execute, pair_weights
-from accounts.models import Account, Dataset, Platform, Post, PostMedia
+from accounts.models import Account, Dataset, DetectionRun, Platform, Post, PostMedia
 from media_analysis.models import HashState, KnownSource, MediaAsset, MediaCluster, MediaClusterMember
-from media_analysis.services import media_clusters_rebuild
+from media_analysis.services import _CLUSTERS_LOCK_KEY, media_clusters_rebuild
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2020, 3, 1, 12, 0, tzinfo=UTC)
@@ -167,6 +171,108 @@ def test_media_clusters_do_not_chain(dataset):
     # A second build replaces the first: the same groups, no rows left over.
     assert media_clusters_rebuild(max_distance=10) == result
     assert MediaCluster.objects.count() == 2 and MediaClusterMember.objects.count() == 3
+
+
+def _other_connection():
+    info = connection.connection.info
+    return psycopg.connect(host=info.host, port=info.port, dbname=info.dbname, user=info.user, password=info.password,
+                           autocommit=True)
+
+
+def _copies(dataset):
+    """Two accounts posting copies of one picture, a third posting another: two clusters, three members."""
+    base = "0101" * 16
+    a, b, c = (account(dataset, h) for h in ("alpha", "bravo", "charlie"))
+    post(a, 0, media=[picture(base)])
+    post(b, 1, media=[picture(flip(base, 2, 5))])
+    post(c, 2, media=[picture("1" * 64)])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_media_clusters_build_keeps_no_transaction_open_while_it_groups(dataset):
+    """Grouping a million pictures takes minutes; a transaction open all that time would hold back vacuum for
+    the whole database. Between its batches the build's connection is idle, outside any transaction."""
+    _copies(dataset)
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    seen = []
+    with _other_connection() as other:
+        def look(done, total):
+            seen.append(other.execute("SELECT state, backend_xmin FROM pg_stat_activity WHERE pid = %s",
+                                      [pid]).fetchone())
+
+        assert media_clusters_rebuild(progress=look) == {"pictures": 3, "clusters": 2, "with_copies": 1}
+    assert seen == [("idle", None)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_media_cluster_builds_wait_for_each_other(dataset):
+    """Each build replaces every cluster: two at once would both store theirs (or fail on the second's centres).
+    A build that finds another running waits for it, says so, and then groups the pictures as they are."""
+    _copies(dataset)
+    events, errors = [], []
+    first_grouping, second_waiting, go_on = threading.Event(), threading.Event(), threading.Event()
+
+    def build(name, **callbacks):
+        try:
+            media_clusters_rebuild(**callbacks)
+            events.append(f"{name} done")
+        except Exception as exc:  # reported below, with the thread's name
+            errors.append((name, exc))
+        finally:
+            connection.close()
+
+    def first_progress(done, total):
+        events.append("first grouping")
+        first_grouping.set()
+        go_on.wait(timeout=20)
+
+    def second_waits():
+        events.append("second waiting")
+        second_waiting.set()
+
+    first = threading.Thread(target=build, args=("first",), kwargs={"progress": first_progress})
+    second = threading.Thread(target=build, args=("second",), kwargs={
+        "progress": lambda done, total: events.append("second grouping"), "waiting": second_waits})
+    first.start()
+    assert first_grouping.wait(timeout=20)
+    second.start()
+    assert second_waiting.wait(timeout=20), events
+    go_on.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert not errors
+    assert events == ["first grouping", "second waiting", "first done", "second grouping", "second done"]
+    assert MediaCluster.objects.count() == 2 and MediaClusterMember.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_detection_waiting_for_another_grouping_of_pictures_says_so(dataset):
+    _copies(dataset)
+    run = detection_run_create(dataset=dataset, signals=["co_image"], enqueue=False)
+    outcome = []
+    with _other_connection() as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [_CLUSTERS_LOCK_KEY])  # another process's build
+
+        def detect():
+            try:
+                outcome.append(detection_run_execute(run=run).status)
+            finally:
+                connection.close()
+
+        worker = threading.Thread(target=detect)
+        worker.start()
+        deadline = time.monotonic() + 20
+        while not DetectionRun.objects.get(pk=run.pk).stage.startswith("Waiting") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert DetectionRun.objects.get(pk=run.pk).stage == "Waiting for another detection's grouping of pictures to finish"
+        assert not MediaCluster.objects.exists()
+        other.execute("SELECT pg_advisory_unlock(%s)", [_CLUSTERS_LOCK_KEY])
+        worker.join(timeout=30)
+    assert outcome == ["succeeded"]
+    assert MediaCluster.objects.count() == 2
+    alpha, bravo = Account.objects.get(handle="alpha"), Account.objects.get(handle="bravo")
+    assert set(run.edges.filter(signal="co_image").values_list("account_a", "account_b")) == {ordered(alpha, bravo)}
 
 
 def test_co_image_within_window_and_reuse_weeks_apart(dataset):
