@@ -66,7 +66,11 @@ def load_rgb(path: Path, *, max_pixels: int, draft: int | None = DRAFT_SIDE) -> 
         raise UnreadableImage(f"refused as a decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise UnreadableImage("not an image file (format not recognised)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except OSError as exc:
+        if exc.filename is not None:  # the file itself, not its contents: missing, a folder, not allowed
+            raise UnreadableImage(f"cannot open the file: {exc.strerror or exc}") from exc
+        raise UnreadableImage(f"damaged or truncated image ({exc})") from exc
+    except (SyntaxError, ValueError) as exc:
         raise UnreadableImage(f"damaged or truncated image ({exc})") from exc
     size = original_size
     image = ImageOps.exif_transpose(image) or image

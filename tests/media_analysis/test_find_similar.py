@@ -78,7 +78,35 @@ def test_find_similar_command_json(library, capsys):
     assert all(m["posts"] and m["posts"][0]["account"].startswith("acct_") for m in result["matches"])
     with pytest.raises(CommandError, match="max-distance"):
         call_command("find_similar", str(probe), max_distance=99)
-    bad = probe.with_name("bad.jpg")
+
+
+def test_find_similar_reports_each_unreadable_image_and_looks_up_the_others(library, capsys, tmp_path):
+    """Every image named gets an entry; one that cannot be read does not stop the others. A folder stands for
+    the pictures in it and its subfolders (not other files, not hidden ones)."""
+    probe, assets = library
+    bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
-    with pytest.raises(CommandError, match="not an image"):
-        call_command("find_similar", str(bad))
+    folder = tmp_path / "screenshots"
+    (folder / "march").mkdir(parents=True)
+    (folder / "march" / "copy.png").write_bytes(probe.read_bytes())
+    (folder / "notes.txt").write_text("not a picture")
+    (folder / ".thumbnails").mkdir()
+    (folder / ".thumbnails" / "copy.png").write_bytes(b"hidden and broken")
+    (tmp_path / "empty").mkdir()
+    names = [bad, probe, tmp_path / "missing.jpg", folder, tmp_path / "empty"]
+    with pytest.raises(CommandError, match="3 of 5 images could not be read"):
+        call_command("find_similar", *map(str, names), json=True)
+    results = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in results] == [str(bad), str(probe), str(tmp_path / "missing.jpg"),
+                                             str(folder / "march" / "copy.png"), str(tmp_path / "empty")]
+    errors = {r["image"]: r["error"] for r in results if "error" in r}
+    assert errors == {str(bad): "not an image file (format not recognised)",
+                      str(tmp_path / "missing.jpg"): "cannot open the file: No such file or directory",
+                      str(tmp_path / "empty"): "a folder with no pictures in it"}
+    for found in (results[1], results[3]):
+        assert assets["original"].sha256 in {m["sha256"] for m in found["matches"]}
+    with pytest.raises(CommandError, match="1 of 2"):
+        call_command("find_similar", str(bad), str(probe))
+    captured = capsys.readouterr()
+    assert f"{bad}: not an image file" in captured.err
+    assert f"{probe}: " in captured.out and "matches" in captured.out

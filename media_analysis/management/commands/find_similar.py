@@ -6,6 +6,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from PIL import Image
 
 from media_analysis.hashing import UnreadableImage, compute_hashes
 from media_analysis.selectors import media_similar
@@ -23,10 +24,12 @@ class _CommandLineUser(AnonymousUser):
 
 
 class Command(BaseCommand):
-    help = "Find stored copies and near-copies of images, with who posted each copy and when."
+    help = ("Find stored copies and near-copies of images, with who posted each copy and when. A folder stands for "
+            "every picture in it (and its subfolders). An image that cannot be read is reported and the others are "
+            "still looked up; the command then exits with status 1.")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("images", nargs="+", type=Path)
+        parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="an image file or a folder of them")
         parser.add_argument("--max-distance", type=int, default=None,
                             help="whole-picture pHash Hamming distance, 0–64 (default: PHASH_MATCH_DISTANCE)")
         parser.add_argument("--json", action="store_true")
@@ -35,36 +38,59 @@ class Command(BaseCommand):
         max_distance = options["max_distance"]
         if max_distance is not None and not 0 <= int(max_distance) <= 64:  # type: ignore[arg-type]
             raise CommandError("--max-distance must be between 0 and 64")
-        results = []
-        for image in options["images"]:  # type: ignore[union-attr]
-            try:
-                hashes = compute_hashes(image, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
-            except (UnreadableImage, FileNotFoundError) as exc:
-                raise CommandError(f"{image}: {exc}") from exc
-            matches = media_similar(user=_CommandLineUser(), signature=hashes.signature, max_distance=max_distance)
-            results.append({"image": str(image), "matches": [
-                {
-                    "sha256": m.asset.sha256,
-                    "phash_distance": m.phash_distance,
-                    "pdq_distance": m.pdq_distance,
-                    "matched_by": m.via,
-                    "distance": m.distance,
-                    "first_seen": m.first_seen,
-                    "avatar_of": m.avatar_of,
-                    "posts": [{"post": s.post_url, "account": s.handle, "platform": s.platform,
-                               "posted_at": s.posted_at.isoformat()} for s in m.sightings],
-                }
-                for m in matches
-            ]})
+        results = [self._look_up(image, max_distance) for image in _images(options["images"])]  # type: ignore[arg-type]
         if options["json"]:
             self.stdout.write(json.dumps(results, indent=2))
-            return
-        for result in results:
-            self.stdout.write(f"{result['image']}: {len(result['matches'])} matches")
-            for match in result["matches"]:
-                flag = " (first seen)" if match["first_seen"] else ""
-                self.stdout.write(f"  {match['sha256'][:12]} pHash {match['phash_distance']:>2} "
-                                  f"PDQ {match['pdq_distance'] if match['pdq_distance'] is not None else '-':>3} "
-                                  f"matched by {match['matched_by']} ({match['distance']} bits){flag}")
-                for post in match["posts"]:
-                    self.stdout.write(f"      {post['posted_at']}  @{post['account']}  {post['post']}")
+        else:
+            for result in results:
+                if "error" in result:
+                    self.stderr.write(f"{result['image']}: {result['error']}")
+                    continue
+                self.stdout.write(f"{result['image']}: {len(result['matches'])} matches")
+                for match in result["matches"]:
+                    flag = " (first seen)" if match["first_seen"] else ""
+                    self.stdout.write(f"  {match['sha256'][:12]} pHash {match['phash_distance']:>2} "
+                                      f"PDQ {match['pdq_distance'] if match['pdq_distance'] is not None else '-':>3} "
+                                      f"matched by {match['matched_by']} ({match['distance']} bits){flag}")
+                    for post in match["posts"]:
+                        self.stdout.write(f"      {post['posted_at']}  @{post['account']}  {post['post']}")
+        failed = sum("error" in result for result in results)
+        if failed:
+            raise CommandError(f"{failed} of {len(results)} images could not be read")
+
+    @staticmethod
+    def _look_up(image: Path, max_distance: int | None) -> dict:
+        if image.is_dir():  # only a folder with no pictures in it is left as itself
+            return {"image": str(image), "error": "a folder with no pictures in it"}
+        try:
+            hashes = compute_hashes(image, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
+        except UnreadableImage as exc:
+            return {"image": str(image), "error": str(exc)}
+        matches = media_similar(user=_CommandLineUser(), signature=hashes.signature, max_distance=max_distance)
+        return {"image": str(image), "matches": [
+            {
+                "sha256": m.asset.sha256,
+                "phash_distance": m.phash_distance,
+                "pdq_distance": m.pdq_distance,
+                "matched_by": m.via,
+                "distance": m.distance,
+                "first_seen": m.first_seen,
+                "avatar_of": m.avatar_of,
+                "posts": [{"post": s.post_url, "account": s.handle, "platform": s.platform,
+                           "posted_at": s.posted_at.isoformat()} for s in m.sightings],
+            }
+            for m in matches
+        ]}
+
+
+def _images(paths: list[Path]) -> list[Path]:
+    """The files named, in the order given, each folder replaced by the files in it named like pictures
+    (an extension Pillow reads; hidden ones left out), sorted; a folder without any stays as itself, to be
+    reported. A file named on its own is always tried."""
+    extensions = Image.registered_extensions()
+    found: list[Path] = []
+    for path in paths:
+        pictures = sorted(p for p in path.rglob("*") if p.suffix.lower() in extensions and p.is_file() and not any(
+            part.startswith(".") for part in p.relative_to(path).parts)) if path.is_dir() else []
+        found += pictures or [path]
+    return found
