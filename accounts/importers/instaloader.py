@@ -87,11 +87,13 @@ def _stamp_time(stamp: str) -> datetime:
 
 
 def profile_folders(paths: list[Path]) -> list[Path]:
-    """Every folder below ``paths`` that holds Instaloader files."""
+    """Every folder below ``paths`` that holds Instaloader files. A profile or post file named on its own stands
+    for its folder (a post needs the profile and pictures beside it); any other file stands for nothing."""
     folders: set[Path] = set()
     for path in paths:
         if path.is_file():
-            folders.add(path.parent)
+            if _is_structure_file(path.name):
+                folders.add(path.parent)
             continue
         for candidate in [path, *sorted(p for p in path.rglob("*") if p.is_dir())]:
             if any(_is_structure_file(f.name) for f in candidate.iterdir() if f.is_file()):
@@ -113,6 +115,10 @@ def count_items(paths: list[Path]) -> int:
 
 def read(paths: list[Path]) -> Iterator[Record]:
     context = OfflineContext()
+    for path in paths:
+        if not profile_folders([path]):
+            yield Rejection(file=path.name, reason="no Instaloader files here: a profile folder holds the profile "
+                                                   "(<username>_<id>.json.xz) and its posts (<date>_UTC.json.xz)")
     for folder in profile_folders(paths):
         yield from _read_folder(folder, context, folder.parent)
 

@@ -104,6 +104,30 @@ def test_hostile_and_broken_files_are_reported_not_fatal(small_demo, tmp_path):
     assert Account.objects.count() == before_accounts + 2
 
 
+def test_files_that_are_not_instaloader_files_are_reported_not_their_folder_read(small_demo, tmp_path):
+    """A stray file names no profile folder: naming it must not import the folder it sits in, and --format auto
+    must not take it for Instaloader."""
+    from accounts.importers import guess_format
+
+    export = _copy_accounts(small_demo, tmp_path, ["dumpchump"])
+    stray = export / "dumpchump" / "notes.csv"
+    stray.write_text("a,b\n1,2\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = _import([stray, empty])
+    assert (run.status, Post.objects.count(), Account.objects.count()) == ("succeeded", 0, 0)
+    assert sorted(run.rejections.values_list("file", flat=True)) == ["empty", "notes.csv"]
+    assert all("no Instaloader files here" in r for r in run.rejections.values_list("reason", flat=True))
+    with pytest.raises(ValueError, match="could not tell the format"):
+        guess_format([stray])
+    # A post file named on its own still stands for its profile folder.
+    (post,) = sorted((export / "dumpchump").glob("*_UTC.json.xz"))[:1]
+    assert guess_format([post]) == "instaloader"
+    run = _import([post])
+    assert run.rejected_count == 0 and Account.objects.filter(handle="dumpchump").exists()
+    assert Post.objects.count() == len(list((export / "dumpchump").glob("*_UTC.json.xz")))
+
+
 def test_import_command_prints_json_summary(small_demo, tmp_path, capsys):
     export = _copy_accounts(small_demo, tmp_path, ["resistdaily"])
     call_command("import_data", str(export), format="instaloader", dataset="cli", json=True)
