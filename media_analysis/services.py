@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -61,9 +62,15 @@ def media_file_store(*, path: Path) -> StoredFile:
     target = Path(settings.MEDIA_ROOT) / relative
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(target.suffix + ".part")
-        shutil.copyfile(path, partial)
-        partial.replace(target)  # atomic: a reader never sees half a file
+        # A partial file of its own: imports storing the same picture at once each rename a whole copy into
+        # place (atomic: a reader never sees half a file), and the last rename wins with the same bytes.
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(8)}.part")
+        try:
+            with path.open("rb") as source, partial.open("xb") as copy:
+                shutil.copyfileobj(source, copy, length=1024 * 1024)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
     return StoredFile(sha256=sha256, size=size, relative_path=relative)
 
 

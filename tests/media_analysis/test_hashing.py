@@ -155,3 +155,37 @@ def test_hash_media_command_waits_for_the_workers(celery_worker_process, tmp_pat
     call_command("hash_media", wait=True, timeout=90)
     out = capsys.readouterr().out
     assert "Done: 1 hashed, 1 could not be read." in out
+
+
+def test_storing_the_same_content_at_once_from_many_imports_gives_one_whole_file(tmp_path, settings):
+    """Two imports that bring the same picture store it side by side. Each writes its own partial file and
+    renames it into place, so neither can move the other's half-written copy into storage, or fail because
+    the other already moved it."""
+    import threading
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    content = np.random.default_rng(3).integers(0, 256, size=8 * 1024 * 1024, dtype=np.uint8).tobytes()
+    sources = []
+    for n in range(6):
+        sources.append(tmp_path / f"upload-{n}" / "picture.jpg")
+        sources[-1].parent.mkdir()
+        sources[-1].write_bytes(content)
+    start, stored, errors = threading.Barrier(len(sources)), [], []
+
+    def store(path: Path) -> None:
+        start.wait()
+        try:
+            stored.append(media_file_store(path=path))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=store, args=(path,)) for path in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert len({s.relative_path for s in stored}) == 1
+    target = Path(settings.MEDIA_ROOT) / stored[0].relative_path
+    assert target.read_bytes() == content
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no partial file left behind
