@@ -552,7 +552,9 @@ def _store_media(paths: list[Path], rejections: list[Rejection], tally: _Tally) 
         try:
             stored[path] = media_file_store(path=path)
         except (MediaRejected, OSError) as exc:
-            rejections.append(Rejection(file=path.name, reason=f"media not imported: {exc}", column="media", kept=True))
+            # With its folder: an export's picture names repeat across profiles (they are timestamps).
+            rejections.append(Rejection(file=f"{path.parent.name}/{path.name}", reason=f"media not imported: {exc}",
+                                        column="media", kept=True))
     if stored:
         assets = media_assets_register(files=[(s, p.name) for p, s in stored.items()])
         tally.media += len(stored)

@@ -156,11 +156,11 @@ def _read_folder(folder: Path, context: InstaloaderContext, root: Path) -> Itera
                     day, time_of_day = PROFILE_PIC_RE.match(profile_pics[0].name).group(1).split("_")
                     record.extra["first_profile_pic_at"] = f"{day}T{time_of_day.replace('-', ':')}+00:00"
                 seen_accounts.add(record.external_id)
-                yield located(record, path.name)
+                yield located(record, _relative(path, root))
             elif isinstance(structure, instaloader.Post):
                 match = POST_FILE_RE.match(path.name)
                 stamp = match.group(1) if match else None
-                yield from _post_records(structure, path, stamp, names, folder, seen_accounts)
+                yield from _post_records(structure, _relative(path, root), stamp, names, folder, seen_accounts)
             else:
                 yield Rejection(file=_relative(path, root), reason=f"unsupported structure {type(structure).__name__}")
         except Exception as exc:  # noqa: BLE001 - as above: one bad file never stops the import
@@ -188,7 +188,7 @@ def _profile_record(profile: instaloader.Profile, picture: Path | None) -> Accou
     )
 
 
-def _post_records(post: instaloader.Post, path: Path, stamp: str | None, names: set[str], folder: Path,
+def _post_records(post: instaloader.Post, shown: str, stamp: str | None, names: set[str], folder: Path,
                   seen_accounts: set[str]) -> Iterator[Record]:
     node = post._node  # noqa: SLF001
     owner = node.get("owner") or {}
@@ -199,7 +199,7 @@ def _post_records(post: instaloader.Post, path: Path, stamp: str | None, names: 
         # No profile file (e.g. a hashtag download): the owner is known only by id and handle.
         seen_accounts.add(owner_id)
         yield located(AccountRecord(platform="instagram", external_id=owner_id, handle=clean_text(str(owner["username"]))),
-                      path.name)
+                      shown)
     media: list[Path] = []
     if stamp:
         single = f"{stamp}_UTC.jpg"
@@ -225,7 +225,7 @@ def _post_records(post: instaloader.Post, path: Path, stamp: str | None, names: 
         like_count=_count(node, "edge_media_preview_like") or _count(node, "edge_liked_by"),
         comment_count=_count(node, "edge_media_to_comment") or _count(node, "edge_media_to_parent_comment"),
         media=media,
-        extra={k: node[k] for k in ("accessibility_caption", "location") if node.get(k)} | {"_file": path.name},
+        extra={k: node[k] for k in ("accessibility_caption", "location") if node.get(k)} | {"_file": shown},
     )
     if missing_media:
-        yield Rejection(file=path.name, reason="no image file beside the post (missing media)", column="media", kept=True)
+        yield Rejection(file=shown, reason="no image file beside the post (missing media)", column="media", kept=True)

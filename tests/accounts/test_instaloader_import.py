@@ -97,7 +97,9 @@ def test_hostile_and_broken_files_are_reported_not_fatal(small_demo, tmp_path):
     assert "expands past" in reasons["2019-01-01_00-00-00_UTC.json.xz"]
     assert run.rejected_count == 5
     warnings = list(run.rejections.filter(kept=True).values_list("file", "reason"))
-    assert any(f == posts[4].name and "missing media" in r for f, r in warnings)
+    # Named with their profile folder: post files are timestamps, and two profiles can share one.
+    assert any(f == f"dumpchump/{posts[4].name}" and "missing media" in r for f, r in warnings)
+    assert all(f.startswith(("dumpchump/", "bluewave.now/")) for f in run.rejections.values_list("file", flat=True))
     # The good rows are in; the post with a junk picture is kept and its picture queued for hashing.
     good_posts = sum(1 for f in (export / "bluewave.now").glob("*_UTC.json.xz")) + len(posts) - 4
     assert Post.objects.count() == good_posts
@@ -142,3 +144,15 @@ def test_offline_context_never_reaches_instagram():
     context = instaloader.OfflineContext()
     with pytest.raises(instaloader.OfflineError):
         context.get_json("graphql/query", {})
+
+
+def test_media_that_cannot_be_stored_is_named_with_its_profile_folder(small_demo, tmp_path, settings):
+    """Two profiles' pictures can share a name (a timestamp), so a warning about one names its folder too."""
+    export = _copy_accounts(small_demo, tmp_path, ["dumpchump"])
+    (picture,) = sorted((export / "dumpchump").glob("*_UTC.jpg"))[:1]
+    settings.MEDIA_MAX_FILE_BYTES = picture.stat().st_size - 1
+    run = _import([export])
+    assert run.status == "succeeded"
+    warnings = dict(run.rejections.filter(kept=True, column="media").values_list("file", "reason"))
+    assert warnings[f"dumpchump/{picture.name}"].startswith("media not imported:")
+    assert Post.objects.count() == len(list((export / "dumpchump").glob("*_UTC.json.xz")))
