@@ -100,6 +100,36 @@ def test_serve_starts_everything_with_demo_and_stops_cleanly(tmp_path):
         output = _wait_ready(process, log2)
         assert "Demo campaign already imported" in output and "Demo users exist" in output
         assert time.monotonic() - started < 120
+        # Another start from the same folder refuses at once, and leaves the running one (and its database) be.
+        log3 = tmp_path / "serve3.log"
+        third = _start(var_dir, _free_port(), log3)
+        assert third.wait(timeout=60) != 0
+        assert "Investigator is already running from" in log3.read_text() and str(process.pid) in log3.read_text()
+        assert requests.get(f"http://127.0.0.1:{port}/login/", timeout=10).status_code == 200
+        assert embedded_db.is_running(var_dir / "pgdata")
+        # Ctrl-C and an immediate restart: the new one waits for the old one to have stopped everything.
+        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while "stopping" not in (var_dir / "serve.lock").read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log4 = tmp_path / "serve4.log"
+        fourth = _start(var_dir, port, log4)
+        assert process.wait(timeout=90) == 0
+        try:
+            assert "Waiting for the Investigator that is stopping" in _wait_ready(fourth, log4)
+        finally:
+            _stop(fourth)
     finally:
-        _stop(process)
+        if process.poll() is None:
+            _stop(process)
+    assert not embedded_db.is_running(var_dir / "pgdata")
+
+    # An address another program holds is reported before anything starts.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        log5 = tmp_path / "serve5.log"
+        fifth = _start(var_dir, taken.getsockname()[1], log5)
+        assert fifth.wait(timeout=60) != 0
+    assert "cannot listen on 127.0.0.1:" in log5.read_text()
     assert not embedded_db.is_running(var_dir / "pgdata")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -38,6 +40,8 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.stopping = False
+        self.take_lock()
+        self.check_bind_free(str(options["bind"]))
         embedded = settings.DATABASES["default"]["ENGINE"] == "investigator.db_embedded"
         self.step("Starting PostgreSQL" + (" (embedded, var/pgdata)" if embedded else " (DATABASE_URL)"))
         connection.ensure_connection()
@@ -59,11 +63,53 @@ class Command(BaseCommand):
             ))
             self.supervise()
         finally:
+            self.lock_state("stopping")
             self.stop_children()
             if embedded:
                 self.step("Stopping PostgreSQL")
                 embedded_db.stop(Path(settings.EMBEDDED_POSTGRES_DIR))
             self.stdout.write("Stopped.")
+
+    def take_lock(self) -> None:
+        """One serve per data folder, held until it has stopped everything: a second one would share the
+        database and stop it when it exits (for example on finding the address taken), under the first.
+        A serve still stopping is waited for, so Ctrl-C and an immediate restart work."""
+        path = settings.VAR_DIR / "serve.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid, _, state = handle.read().strip().partition(" ")
+            if state != "stopping":
+                handle.close()
+                raise CommandError(f"Investigator is already running from {settings.VAR_DIR} (process {pid or '?'}); "
+                                   "stop it first (Ctrl-C where it runs). Two would share one database.") from None
+            self.step(f"Waiting for the Investigator that is stopping (process {pid})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        self.lock: IO[str] = handle
+        self.lock_state("running")
+
+    def lock_state(self, state: str) -> None:
+        self.lock.seek(0)
+        self.lock.truncate()
+        self.lock.write(f"{os.getpid()} {state}\n")
+        self.lock.flush()
+
+    def check_bind_free(self, bind: str) -> None:
+        """Say at once when the address is taken, before minutes of set-up end in the web server's exit."""
+        if bind.startswith(("unix:", "fd://")):
+            return
+        host, _, port = bind.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+            try:
+                probe.bind((host, int(port)))
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"cannot listen on {bind} ({getattr(exc, 'strerror', None) or exc}): another "
+                                   "program may be using it; choose another address with --bind or SERVE_BIND") from exc
 
     def step(self, message: str) -> None:
         self.stdout.write(f"• {message}…")
