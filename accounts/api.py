@@ -117,17 +117,22 @@ class ImportRunSerializer(serializers.ModelSerializer):
 class ImportRunDetailSerializer(ImportRunSerializer):
     sources = serializers.SerializerMethodField()
     problems = serializers.SerializerMethodField()
+    problem_count = serializers.SerializerMethodField()
 
     class Meta(ImportRunSerializer.Meta):
-        fields = [*ImportRunSerializer.Meta.fields, "sources", "problems"]
+        fields = [*ImportRunSerializer.Meta.fields, "sources", "problems", "problem_count"]
 
     def get_sources(self, run: ImportRun) -> list[dict]:
         """The first 1,000 input files: name, bytes, SHA-256."""
         return import_run_sources(run=run, limit=1000)
 
     def get_problems(self, run: ImportRun) -> list[dict]:
-        """The first 1,000 rejected rows and warnings."""
+        """The first 1,000 rejected rows and warnings (every one: GET /api/imports/{id}/problems/)."""
         return ImportRejectionSerializer(run.rejections.all()[:1000], many=True).data
+
+    def get_problem_count(self, run: ImportRun) -> int:
+        """How many rejected rows and warnings the run has in all."""
+        return run.rejections.count()
 
 
 class ImportUploadSerializer(serializers.Serializer):
@@ -345,6 +350,14 @@ class ImportRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return ImportRunDetailSerializer if self.action == "retrieve" else ImportRunSerializer
+
+    @extend_schema(responses=ImportRejectionSerializer(many=True))
+    @action(detail=True)
+    def problems(self, request: Request, pk: str | None = None) -> Response:
+        """Every rejected row and warning of the run, in the order they were found, paged."""
+        run = self.get_object()
+        page = self.paginate_queryset(run.rejections.order_by("id"))
+        return self.get_paginated_response(ImportRejectionSerializer(page, many=True).data)
 
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
         form = ImportUploadForm(request.data, request.FILES)

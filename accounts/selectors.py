@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -25,7 +27,7 @@ from accounts.models import (
 )
 from accounts.normalize import normalize_url
 from investigator.roles import INVESTIGATOR, has_role
-from investigator.text import reveal
+from investigator.text import reveal, spreadsheet_safe
 from media_analysis.models import MediaAsset, MediaCluster
 from media_analysis.selectors import media_hash_counts
 
@@ -86,6 +88,30 @@ def import_run_sources(*, run: ImportRun, limit: int = 200) -> list[dict]:
                                output_field=JSONField()))
            .values_list("head", flat=True).first())
     return list(row or [])[:limit]
+
+
+PROBLEM_COLUMNS = ("kind", "file", "line", "column", "reason")
+
+
+def import_run_problems_csv(*, run: ImportRun) -> Iterator[str]:
+    """Every rejected row and warning of a run as CSV text, the header first, read from the database in chunks
+    (a run over a broken file can have millions). Cells are spreadsheet-safe: file names and the values
+    quoted in reasons come from the imported files."""
+    out = _Line()
+    writer = csv.writer(out, lineterminator="\n")
+    yield writer.writerow(PROBLEM_COLUMNS)
+    problems = run.rejections.order_by("id").values_list("kept", "file", "line", "column", "reason")
+    for kept, file, line, column, reason in problems.iterator(chunk_size=5000):
+        yield writer.writerow(["warning" if kept else "rejected", spreadsheet_safe(file), line or "",
+                               spreadsheet_safe(column), spreadsheet_safe(reason)])
+
+
+class _Line:
+    """A file-like object whose write returns the text, so csv.writer hands each row over (Django's streaming
+    CSV recipe)."""
+
+    def write(self, value: str) -> str:
+        return value
 
 
 # --- Accounts, posts and clusters ------------------------------------------------------------------

@@ -7,6 +7,7 @@ app_name = "accounts"
 urlpatterns = [
     path("imports/", views.import_list, name="imports"),
     path("imports/<int:run_id>/", views.import_detail, name="import_detail"),
+    path("imports/<int:run_id>/problems.csv", views.import_problems_download, name="import_problems"),
     path("clusters/", views.cluster_list, name="clusters"),
     path("clusters/<int:cluster_id>/", views.cluster_detail, name="cluster"),
     path("accounts/<int:account_id>/", views.account_detail, name="account"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -26,6 +26,7 @@ from accounts.selectors import (
     clusters_visible,
     datasets_visible,
     detection_runs_visible,
+    import_run_problems_csv,
     import_run_sources,
     import_runs_visible,
     search_accounts,
@@ -39,6 +40,8 @@ from investigator.models import ReviewDecision
 from investigator.roles import INVESTIGATOR, LEAD, REVIEWER, has_role
 from investigator.selectors import cases_for_picker, decisions_of
 from investigator.services import audit_record
+
+PROBLEMS_SHOWN = 500  # on an import's page; the CSV download has them all
 
 
 def _require_investigator(request: HttpRequest) -> None:
@@ -65,15 +68,27 @@ def import_list(request: HttpRequest) -> HttpResponse:
 def import_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     _require_investigator(request)
     run = get_object_or_404(import_runs_visible(user=request.user), pk=run_id)
-    context = {"run": run, "problems": run.rejections.all()[:500], "percent": _percent(run),
-               "sources": import_run_sources(run=run)}
+    context = {"run": run, "problems": run.rejections.all()[:PROBLEMS_SHOWN], "problem_count": run.rejections.count(),
+               "problems_shown": PROBLEMS_SHOWN, "percent": _percent(run), "sources": import_run_sources(run=run)}
     is_partial = request.htmx and not request.htmx.boosted
     return render(request, "accounts/partials/import_progress.html" if is_partial else "accounts/import_detail.html", context)
 
 
+@login_required
+@require_GET
+def import_problems_download(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
+    """Every rejected row and warning of a run as CSV (the page shows the first PROBLEMS_SHOWN)."""
+    _require_investigator(request)
+    run = get_object_or_404(import_runs_visible(user=request.user), pk=run_id)
+    response = StreamingHttpResponse(import_run_problems_csv(run=run), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-{run.pk}-problems.csv"'
+    return response
+
+
 def _percent(run: object) -> int:
+    """How far a run got: all the way once it succeeded; a failed one shows where it stopped."""
     total = getattr(run, "progress_total", 0)
-    if getattr(run, "status", "") in {"succeeded", "failed"}:
+    if getattr(run, "status", "") == "succeeded":
         return 100
     return min(99, round(100 * run.progress_done / total)) if total else 0  # type: ignore[attr-defined]
 

@@ -15,3 +15,10 @@ def reveal(value: object) -> str:
     """The text with direction controls and invisible characters made visible. Plain text: it still has to be
     escaped where it is shown (templates autoescape; canvases draw text, never markup)."""
     return str(value if value is not None else "").translate(_INVISIBLE)
+
+
+def spreadsheet_safe(value: object) -> str:
+    """A CSV cell a spreadsheet will show, never run: text starting like a formula (=, +, -, @, a tab or a
+    carriage return) gets a leading quote. Handles, captions and file names are written by adversaries."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -10,6 +10,7 @@ from pathlib import Path
 import networkx as nx
 
 from accounts.models import Account, Cluster, ClusterMember, CoordinationEdge, DetectionRun
+from investigator.text import spreadsheet_safe
 
 FORMATS = ("graphml", "gexf", "csv")
 
@@ -45,17 +46,12 @@ def network_export(*, run: DetectionRun, format: str, cluster: Cluster | None = 
         writer = csv.writer(out)
         writer.writerow(["source", "target", "source_handle", "target_handle", "weight", "signals"])
         for a, b, data in sorted(graph.edges(data=True)):
-            writer.writerow([a, b, _csv_safe(graph.nodes[a].get("label", "")), _csv_safe(graph.nodes[b].get("label", "")),
-                             data["weight"], data["signals"]])
+            writer.writerow([a, b, spreadsheet_safe(graph.nodes[a].get("label", "")),
+                             spreadsheet_safe(graph.nodes[b].get("label", "")), data["weight"], data["signals"]])
         return out.getvalue().encode()
     buffer = io.BytesIO()
     (nx.write_graphml if format == "graphml" else nx.write_gexf)(graph, buffer)
     return buffer.getvalue()
-
-
-def _csv_safe(value: str) -> str:
-    """Handles are written by adversaries: never let a spreadsheet read one as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def network_write(*, run: DetectionRun, path: Path, cluster: Cluster | None = None) -> None:

@@ -35,4 +35,4 @@ def guess_format(paths: list[Path]) -> str:
         return "jsonl"
     if instaloader.profile_folders(paths):
         return "instaloader"
-    raise ValueError("could not tell the format of these files; name it with --format")
+    raise ValueError("could not tell the format of these files; choose it (--format on the command line)")

@@ -29,16 +29,11 @@ from investigator.models import Annotation, AuditEvent, Case, ReviewDecision
 from investigator.roles import LEAD, has_role
 from investigator.selectors import case_activity
 from investigator.services import audit_event_content, audit_record
+from investigator.text import spreadsheet_safe
 from media_analysis.models import MediaAsset
 
 MAX_EVIDENCE_POSTS = 20_000
 REPORT_PICTURES = 200
-
-
-def _csv_cell(value: object) -> str:
-    """Cells a spreadsheet would run as a formula (=, +, -, @ first) are prefixed with a quote."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
@@ -46,7 +41,7 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+        writer.writerow([spreadsheet_safe(row.get(c)) for c in columns])
     return buffer.getvalue().encode("utf-8")
 
 

@@ -139,3 +139,89 @@ def test_hostile_upload_names_are_stored_under_safe_names_the_file_system_takes(
     (stored,) = upload_store(files=[SimpleUploadedFile(name, JSONL)])
     assert stored.parent.parent == settings.UPLOAD_ROOT and stored.read_bytes() == JSONL
     assert len(stored.name.encode()) <= 255 and "/" not in stored.name and "\x00" not in stored.name
+
+
+@pytest.fixture
+def many_problems(tmp_path):
+    """An import with 600 rejected rows from a file whose name a spreadsheet would run as a formula."""
+    from accounts.services import import_paths
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    lines = ["userid,user_screen_name,tweetid,tweet_time"] + [f",nobody,{n},2019-01-01 00:00" for n in range(600)]
+    (folder / "=HYPERLINK(1).csv").write_text("\n".join(lines) + "\n")
+    return import_paths(dataset_name="broken", format="twitter-io", paths=[folder], user=None)
+
+
+def _problem_rows(text: str) -> list[list[str]]:
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(text)))
+
+
+@pytest.mark.django_db
+def test_every_problem_of_an_import_can_be_had_from_the_page_and_the_api(client, cast, many_problems):
+    run = many_problems
+    assert run.rejected_count == 600
+    client.force_login(cast["investigator"])
+    page = client.get(reverse("accounts:import_detail", args=[run.pk])).content.decode()
+    assert "600 problems, the first 500 shown" in page
+    assert page.count("empty userid") == 500
+    download = client.get(reverse("accounts:import_problems", args=[run.pk]))
+    assert download.status_code == 200 and download["Content-Type"].startswith("text/csv")
+    assert f'filename="import-{run.pk}-problems.csv"' in download["Content-Disposition"]
+    rows = _problem_rows(b"".join(download.streaming_content).decode())
+    assert rows[0] == ["kind", "file", "line", "column", "reason"]
+    assert len(rows) == 601
+    assert rows[1] == ["rejected", "'=HYPERLINK(1).csv", "2", "userid", "empty userid"]  # never run as a formula
+    assert [int(r[2]) for r in rows[1:]] == list(range(2, 602))
+    client.force_login(cast["outsider"])
+    assert client.get(reverse("accounts:import_problems", args=[run.pk])).status_code == 403
+
+    api = APIClient()
+    api.force_authenticate(cast["investigator"])
+    detail = api.get(reverse("api:import-detail", args=[run.pk])).json()
+    assert (detail["problem_count"], len(detail["problems"])) == (600, 600)
+    listed, url = [], reverse("api:import-problems", args=[run.pk])
+    while url:
+        page = api.get(url).json()
+        listed += page["results"]
+        url = page["next"]
+    assert len(listed) == 600 and listed[-1]["line"] == 601
+    api.force_authenticate(cast["outsider"])
+    assert api.get(reverse("api:import-problems", args=[run.pk])).status_code == 403
+
+
+@pytest.mark.django_db
+def test_import_command_writes_every_problem_to_a_report(tmp_path, capsys):
+    from django.core.management import CommandError, call_command
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    lines = ["userid,user_screen_name,tweetid,tweet_time"] + [f",nobody,{n},2019-01-01 00:00" for n in range(80)]
+    (folder / "tweets.csv").write_text("\n".join(lines) + "\n")
+    report = tmp_path / "problems.csv"
+    call_command("import_data", str(folder), format="twitter-io", report=report)
+    out = capsys.readouterr().out
+    assert out.count("rejected: tweets.csv:") == 50
+    assert f"… and 30 more problems (all of them in {report})" in out
+    rows = _problem_rows(report.read_text())
+    assert len(rows) == 81 and rows[-1] == ["rejected", "tweets.csv", "81", "userid", "empty userid"]
+    call_command("import_data", str(folder), format="twitter-io")
+    assert "; --report FILE.csv writes every one" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no such folder"):
+        call_command("import_data", str(folder), format="twitter-io", report=tmp_path / "nowhere" / "r.csv")
+    assert ImportRun.objects.count() == 2  # refused before importing
+
+
+@pytest.mark.django_db
+def test_a_failed_import_shows_where_it_stopped_not_a_full_bar(client, cast):
+    run = ImportRun.objects.create(dataset_id=_dataset().pk, format="jsonl", status="failed", progress_done=30,
+                                   progress_total=120, error="could not tell the format")
+    client.force_login(cast["investigator"])
+    page = client.get(reverse("accounts:import_detail", args=[run.pk])).content.decode()
+    assert '<progress max="100" value="25" class="failed">' in page and "could not tell the format" in page
+    ImportRun.objects.filter(pk=run.pk).update(status="succeeded")
+    page = client.get(reverse("accounts:import_detail", args=[run.pk])).content.decode()
+    assert '<progress max="100" value="100">' in page

@@ -90,6 +90,7 @@ def _endpoints(world: dict) -> list[tuple[str, str, dict | None, set[str], int]]
         ("post", f"{api}/imports/", {"dataset": "api", "format": "jsonl",
                                      "files": [SimpleUploadedFile("x.jsonl", b'{"type": "account"}\n')]}, EVERYONE, 202),
         ("get", f"{api}/imports/{world['import'].pk}/", None, EVERYONE, 200),
+        ("get", f"{api}/imports/{world['import'].pk}/problems/", None, EVERYONE, 200),
         ("get", f"{api}/detections/", None, EVERYONE, 200),
         ("get", f"{api}/detections/{inv.run.pk}/", None, EVERYONE, 200),
         ("post", f"{api}/detections/", {"dataset": inv.dataset.pk, "signals": ["co_text"]}, EVERYONE, 202),

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from accounts.importers import READERS
 from accounts.models import ImportRun
+from accounts.selectors import import_run_problems_csv
 from accounts.services import import_paths
 
 
@@ -21,13 +22,19 @@ class Command(BaseCommand):
         parser.add_argument("--format", default="auto", choices=["auto", *sorted(READERS)],
                             help="the export's format; auto guesses it from the content")
         parser.add_argument("--dataset", default="default", help="dataset name (created if new)")
-        parser.add_argument("--json", action="store_true", help="print the ImportRun summary as JSON")
+        parser.add_argument("--json", action="store_true",
+                            help="print the ImportRun summary as JSON (with the first 1,000 problems)")
+        parser.add_argument("--report", type=Path, metavar="FILE.csv",
+                            help="write every rejected row and warning to this CSV file")
 
     def handle(self, *args: object, **options: object) -> None:
         paths: list[Path] = options["paths"]  # type: ignore[assignment]
         for path in paths:
             if not path.exists():
                 raise CommandError(f"{path} does not exist")
+        report = options["report"]
+        if report is not None and not Path(report).parent.is_dir():  # type: ignore[arg-type]
+            raise CommandError(f"cannot write the report to {report}: no such folder")  # before the import, not after
         started = time.monotonic()
         show_bar = sys.stderr.isatty() and not options["json"]
         with tqdm(unit="item", desc="Importing", disable=not show_bar) as bar:
@@ -57,15 +64,19 @@ class Command(BaseCommand):
                 {"file": r.file, "line": r.line, "column": r.column, "reason": r.reason, "kept": r.kept}
                 for r in run.rejections.all()[:1000]
             ],
+            "problem_count": run.rejections.count(),
         }
+        if options["report"]:
+            with Path(options["report"]).open("w", encoding="utf-8", newline="") as report:  # type: ignore[arg-type]
+                report.writelines(import_run_problems_csv(run=run))
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2, default=str))
         else:
-            self.print_report(run, summary)
+            self.print_report(run, summary, written=options["report"])  # type: ignore[arg-type]
         if run.status == "failed":
             raise CommandError(f"import run {run.pk} failed: {run.error}")
 
-    def print_report(self, run: ImportRun, summary: dict) -> None:
+    def print_report(self, run: ImportRun, summary: dict, *, written: Path | None) -> None:
         self.stdout.write(
             f"Import run {run.pk} ({run.status}) into {run.dataset.name!r}: {run.read_count} read, {run.created_count} created, "
             f"{run.updated_count} updated, {run.rejected_count} rejected, {run.media_count} media files "
@@ -75,3 +86,6 @@ class Command(BaseCommand):
             where = problem["file"] + (f":{problem['line']}" if problem["line"] else "")
             label = "warning" if problem["kept"] else "rejected"
             self.stdout.write(f"  {label}: {where}: {problem['reason']}")
+        if summary["problem_count"] > 50:
+            self.stdout.write(f"  … and {summary['problem_count'] - 50} more problems"
+                              + (f" (all of them in {written})" if written else "; --report FILE.csv writes every one"))
