@@ -1,6 +1,6 @@
 """Near-duplicate matching on a labelled set built from real photographs, per alteration.
 
-    .venv/bin/python benchmarks/bench_matching.py [--tune]
+    .venv/bin/python benchmarks/bench_matching.py [--tune] [--distractors N]
 
 Bases: the four quadrants of each photograph bundled with scikit-image (distinct pictures that share
 colours and textures: hard distractors), except the retina, whose quadrants mirror each other. Each
@@ -134,9 +134,48 @@ def evaluate(bases_signatures, altered, thresholds) -> dict[str, tuple[float, fl
     return results
 
 
+def distractor_matches(count: int, thresholds, centre_limits=(18, 20, 22, 24, 26)) -> dict:
+    """Pairs of unrelated pictures that match, among `count` of the demo's unique pictures (smooth random
+    colour fields, each with a fragment of one of the bundled photographs pasted in: accounts.demo.images
+    .procedural_scene). The labelled set above has 48 bases, about 1,100 unrelated pairs per alteration; a
+    collection of N pictures has N²/2, so the far tail of unrelated distances decides its precision. Every
+    pair is compared (whole-picture pHash, the central regions at every scale both ways and mirrored, PDQ
+    when both are detailed enough), in NumPy."""
+    from accounts.demo.images import procedural_scene
+    from media_analysis.matching import signature
+    from media_analysis.services import _hamming_matrix, _words
+
+    rng = np.random.default_rng(11)
+    signatures = [signature(procedural_scene(rng)) for _ in range(count)]
+    words = {name: _words([getattr(s, name) for s in signatures]) for name in ("phash", "phash_flip", "centre_flip",
+                                                                               "pdq", "pdq_flip")}
+    scales = [_words([s.centre[k] for s in signatures]) for k in range(len(signatures[0].centre))]
+    whole = np.minimum(_hamming_matrix(words["phash"], words["phash"]),
+                       _hamming_matrix(words["phash_flip"], words["phash"]))
+    # The copy's central 70% (plain or mirrored) against the original's centre at every scale, either way round.
+    centre = np.full((count, count), 255, dtype=np.uint16)
+    for scale in scales:
+        for probe in (scales[0], words["centre_flip"]):
+            centre = np.minimum(centre, _hamming_matrix(probe, scale))
+    centre = np.minimum(centre, centre.T)
+    trusted = np.array([s.pdq_quality >= thresholds.pdq_min_quality for s in signatures])
+    pdq = np.minimum(_hamming_matrix(words["pdq"], words["pdq"]), _hamming_matrix(words["pdq_flip"], words["pdq"]))
+    pdq = np.where(trusted[:, None] & trusted[None, :], np.minimum(pdq, pdq.T), 999)
+    pairs = np.triu(np.ones((count, count), dtype=bool), 1)
+    by_phash = pairs & (whole <= thresholds.phash)
+    by_pdq = pairs & ~by_phash & (centre > thresholds.centre) & (pdq <= thresholds.pdq)
+    return {"pictures": count, "pairs": int(pairs.sum()), "phash": int(by_phash.sum()), "pdq": int(by_pdq.sum()),
+            "centre": {limit: int((pairs & ~by_phash & (centre <= limit)).sum()) for limit in centre_limits},
+            "centre_pictures": {limit: int(((pairs & ~by_phash & (centre <= limit)) | (pairs & ~by_phash & (centre <= limit)).T)
+                                           .any(axis=1).sum()) for limit in centre_limits}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tune", action="store_true", help="search the thresholds that pass the most alterations")
+    parser.add_argument("--distractors", type=int, default=0, metavar="N",
+                        help="also count the pairs of N unrelated demo pictures that match, per signature (all N²/2 "
+                             "pairs; 2,000 take about a minute)")
     args = parser.parse_args()
     import django
 
@@ -167,6 +206,17 @@ def main() -> None:
         print(f"{name:<40} {recall:>7.3f} {precision:>9.3f} {tp:>4} {fp:>4}  {ok}")
     passed = sum(r >= 0.95 and p >= 0.99 for r, p, _, _ in results.values())
     print(f"\n{passed} of {len(results)} alterations meet recall ≥ 0.95 at precision ≥ 0.99")
+    if args.distractors:
+        started = time.perf_counter()
+        found = distractor_matches(args.distractors, thresholds)
+        print(f"\nunrelated pictures that match: {found['pictures']:,} demo pictures, {found['pairs']:,} pairs "
+              f"({time.perf_counter() - started:.0f} s)")
+        print(f"  whole-picture pHash ≤ {thresholds.phash}: {found['phash']} pairs; PDQ ≤ {thresholds.pdq} (only "
+              f"where nothing else matched): {found['pdq']} pairs")
+        for limit, count in found["centre"].items():
+            mark = "  (settings)" if limit == thresholds.centre else ""
+            print(f"  central regions ≤ {limit}: {count} pairs, {found['centre_pictures'][limit]} pictures with a "
+                  f"false match ({100 * found['centre_pictures'][limit] / found['pictures']:.1f}%){mark}")
 
 
 if __name__ == "__main__":
