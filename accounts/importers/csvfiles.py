@@ -25,16 +25,23 @@ class CsvRow:
 
 
 def detect_encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM) when the first megabytes decode as such, else Windows-1252."""
+    """UTF-16 or UTF-8 when a byte-order mark says so; else UTF-8 when the first megabytes read as UTF-8, a few
+    damaged bytes allowed (they become U+FFFD in their own rows); else Windows-1252.
+
+    One corrupt byte must not turn a whole UTF-8 export (names in Cyrillic, Arabic, emoji) into mojibake:
+    Windows-1252 text is told apart by having no valid multi-byte UTF-8 sequences to speak of, not by having
+    one invalid one."""
     head = _head(path)
-    if head.startswith(b"\xff\xfe") or head.startswith(b"\xfe\xff"):
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the sniff boundary
-            return "cp1252"
-    return "utf-8-sig"
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    text = head.decode("utf-8", errors="replace")
+    damaged = text.count("\ufffd") - (1 if text.endswith("\ufffd") else 0)  # a character cut at the sniff boundary
+    if damaged <= 0:
+        return "utf-8-sig"
+    multibyte = sum(1 for character in text if "\x7f" < character != "\ufffd")
+    return "utf-8-sig" if multibyte >= 4 * damaged else "cp1252"
 
 
 def _head(path: Path) -> bytes:

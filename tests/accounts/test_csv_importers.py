@@ -212,3 +212,37 @@ def test_a_reader_that_breaks_keeps_committed_batches_and_fails_the_run(monkeypa
     assert services.import_runs_fail_stale(older_than=timedelta(minutes=15)) == 1
     stuck.refresh_from_db()
     assert stuck.status == "failed" and "import the same files again" in stuck.error
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("Алёна,مرحبا,😀\n".encode() * 50 + b"bad \xff byte\n", "utf-8-sig"),  # one damaged byte in UTF-8
+    (b"\xef\xbb\xbfname\nplain\n\xff\xfe\n", "utf-8-sig"),  # a UTF-8 byte-order mark says so
+    ("caf\u00e9,na\u00efve,S\u00e3o Paulo\n".encode("cp1252") * 50, "cp1252"),
+    ("caf\u00e9 na\u00efve\n".encode("cp1252") * 5 + "Ж\n".encode(), "cp1252"),  # mostly invalid: not UTF-8
+    (b"plain ascii\n", "utf-8-sig"),
+    ("@carol\n".encode("utf-16"), "utf-16"),
+])
+def test_the_encoding_is_told_from_the_bytes(tmp_path, content, expected):
+    from accounts.importers.csvfiles import detect_encoding
+
+    path = tmp_path / "file.csv"
+    path.write_bytes(content)
+    assert detect_encoding(path) == expected
+
+
+@pytest.mark.django_db
+def test_one_damaged_byte_does_not_garble_a_utf8_export(tmp_path):
+    """A UTF-8 export with one corrupt byte: every other row keeps its non-Latin names, and the damaged row
+    shows U+FFFD where the byte was, instead of the whole file being read as Windows-1252."""
+    from accounts.services import import_paths
+
+    folder = tmp_path / "io"
+    folder.mkdir()
+    rows = [f"u{n},Алёна {n},alena_{n},Київ,,,1,2,2016-05-01,uk\n".encode() for n in range(20)]
+    rows[7] = b"u7,Al\xffna,alena_7,,,,1,2,2016-05-01,uk\n"
+    (folder / "op_users_csv_hashed.csv").write_bytes(USERS_HEADER.encode() + b"".join(rows))
+    run = import_paths(dataset_name="cyrillic", format="twitter-io", paths=[folder], user=None)
+    assert (run.status, run.created_count) == ("succeeded", 20)
+    assert Account.objects.get(external_id="u3").display_name == "Алёна 3"
+    assert Account.objects.get(external_id="u3").location == "Київ"
+    assert Account.objects.get(external_id="u7").display_name == "Al\ufffdna"
