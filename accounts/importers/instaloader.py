@@ -115,11 +115,12 @@ def count_items(paths: list[Path]) -> int:
 
 def read(paths: list[Path]) -> Iterator[Record]:
     context = OfflineContext()
-    for path in paths:
-        if not profile_folders([path]):
+    found = {path: profile_folders([path]) for path in paths}
+    for path, folders in found.items():
+        if not folders:
             yield Rejection(file=path.name, reason="no Instaloader files here: a profile folder holds the profile "
                                                    "(<username>_<id>.json.xz) and its posts (<date>_UTC.json.xz)")
-    for folder in profile_folders(paths):
+    for folder in sorted(set().union(*found.values())):
         yield from _read_folder(folder, context, folder.parent)
 
 

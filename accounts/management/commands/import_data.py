@@ -32,9 +32,9 @@ class Command(BaseCommand):
         for path in paths:
             if not path.exists():
                 raise CommandError(f"{path} does not exist")
-        report = options["report"]
-        if report is not None and not Path(report).parent.is_dir():  # type: ignore[arg-type]
-            raise CommandError(f"cannot write the report to {report}: no such folder")  # before the import, not after
+        report_path: Path | None = options["report"]  # type: ignore[assignment]
+        if report_path is not None and not report_path.parent.is_dir():
+            raise CommandError(f"cannot write the report to {report_path}: no such folder")  # before the import, not after
         started = time.monotonic()
         show_bar = sys.stderr.isatty() and not options["json"]
         with tqdm(unit="item", desc="Importing", disable=not show_bar) as bar:
@@ -66,13 +66,13 @@ class Command(BaseCommand):
             ],
             "problem_count": run.rejections.count(),
         }
-        if options["report"]:
-            with Path(options["report"]).open("w", encoding="utf-8", newline="") as report:  # type: ignore[arg-type]
+        if report_path is not None:
+            with report_path.open("w", encoding="utf-8", newline="") as report:
                 report.writelines(import_run_problems_csv(run=run))
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2, default=str))
         else:
-            self.print_report(run, summary, written=options["report"])  # type: ignore[arg-type]
+            self.print_report(run, summary, written=report_path)
         if run.status == "failed":
             raise CommandError(f"import run {run.pk} failed: {run.error}")
 
