@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -9,14 +10,13 @@ import secrets
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from investigator.memory import few_collections
@@ -239,7 +239,7 @@ def media_clusters_rebuild(
     return {"pictures": len(members), "clusters": len(sizes), "with_copies": sum(1 for n in sizes.values() if n > 1)}
 
 
-@contextmanager
+@contextlib.contextmanager
 def _clusters_lock(waiting: Callable[[], None] | None) -> Iterator[None]:
     """PostgreSQL's session-level advisory lock, so builds in any process wait for each other; a build whose
     process dies loses it with its connection."""
@@ -252,7 +252,8 @@ def _clusters_lock(waiting: Callable[[], None] | None) -> Iterator[None]:
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
+        # A connection that broke under the build took the lock with it; its error is the one to report.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [_CLUSTERS_LOCK_KEY])
 
 
