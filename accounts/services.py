@@ -115,7 +115,7 @@ def import_run_queue(
         raise ValueError(f"Unknown format {format!r}")
     dataset = dataset_get_or_create(name=dataset_name, user=user)
     run = ImportRun.objects.create(
-        dataset=dataset, format=format, input_paths=[str(p) for p in paths],
+        dataset=dataset, format=format, input_paths=[str(p) for p in _distinct_inputs(paths)],
         started_by=user if user is not None and user.is_authenticated else None,
     )
     if enqueue:
@@ -123,6 +123,14 @@ def import_run_queue(
 
         transaction.on_commit(lambda: run_import.delay(run.pk))
     return run
+
+
+def _distinct_inputs(paths: list[Path]) -> list[Path]:
+    """The paths named, each once, in the order given, without those inside a folder also named: a file named
+    twice, or with its folder, would be read (and counted, and listed as a source) twice."""
+    resolved = list(dict.fromkeys(Path(p).resolve() for p in paths))
+    folders = [p for p in resolved if p.is_dir()]
+    return [p for p in resolved if not any(folder in p.parents for folder in folders)]
 
 
 def upload_store(*, files: list[UploadedFile]) -> list[Path]:

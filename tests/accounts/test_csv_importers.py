@@ -246,3 +246,19 @@ def test_one_damaged_byte_does_not_garble_a_utf8_export(tmp_path):
     assert Account.objects.get(external_id="u3").display_name == "Алёна 3"
     assert Account.objects.get(external_id="u3").location == "Київ"
     assert Account.objects.get(external_id="u7").display_name == "Al\ufffdna"
+
+
+@pytest.mark.django_db
+def test_a_file_named_twice_or_with_its_folder_is_read_once(twitter_archive):
+    from accounts.services import import_paths
+
+    users = twitter_archive / "op_users_csv_hashed.csv"
+    once = import_paths(dataset_name="once", format="twitter-io", paths=[twitter_archive], user=None)
+    Post.objects.all().delete()
+    Account.objects.all().delete()
+    again = import_paths(dataset_name="overlapping", format="twitter-io", user=None,
+                         paths=[users, twitter_archive, users, twitter_archive / ".." / twitter_archive.name])
+    assert [s["name"] for s in again.sources] == [s["name"] for s in once.sources]
+    assert len(again.sources) == 2
+    assert (again.read_count, again.created_count, again.rejected_count) == (
+        once.read_count, once.created_count, once.rejected_count)
