@@ -143,14 +143,24 @@ def upload_store(*, files: list[UploadedFile]) -> list[Path]:
     folder = Path(settings.UPLOAD_ROOT) / uuid.uuid4().hex
     folder.mkdir(parents=True)
     stored = []
-    for index, upload in enumerate(files):
+    taken: set[str] = set()
+    for upload in files:
         base = Path(str(upload.name).replace("\\", "/")).name  # never a path the client chose
         try:
             # At most 150 bytes, not characters: file systems count bytes (255 a name), and a character may take 4.
-            safe = get_valid_filename(base).encode()[:150].decode(errors="ignore")
+            safe = get_valid_filename(base).encode()[:150].decode(errors="ignore") or "upload"
         except Exception:  # noqa: BLE001 - Django raises SuspiciousFileOperation for names like ".."
-            safe = ""
-        target = folder / f"{index:03d}-{safe or 'upload'}"
+            safe = "upload"
+        # Names are kept as given: an Instaloader profile's files find each other by name. A name given twice
+        # (compared as a case-insensitive file system would) gets a number: "posts (2).csv".
+        stem, dot, suffixes = safe[1:].partition(".") if safe.startswith(".") else safe.partition(".")
+        stem = "." + stem if safe.startswith(".") else stem
+        name, copy = safe, 1
+        while name.casefold() in taken:
+            copy += 1
+            name = f"{stem} ({copy}){dot}{suffixes}"
+        taken.add(name.casefold())
+        target = folder / name
         with target.open("wb") as sink:
             for chunk in upload.chunks():
                 sink.write(chunk)

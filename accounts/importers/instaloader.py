@@ -116,11 +116,13 @@ def count_items(paths: list[Path]) -> int:
 def read(paths: list[Path]) -> Iterator[Record]:
     context = OfflineContext()
     found = {path: profile_folders([path]) for path in paths}
-    for path, folders in found.items():
-        if not folders:
+    folders = sorted(set().union(*found.values()))
+    for path, own in found.items():
+        # A picture or caption named beside its post (files uploaded one by one) is read with that post.
+        if not own and not (path.is_file() and path.parent in folders):
             yield Rejection(file=path.name, reason="no Instaloader files here: a profile folder holds the profile "
                                                    "(<username>_<id>.json.xz) and its posts (<date>_UTC.json.xz)")
-    for folder in sorted(set().union(*found.values())):
+    for folder in folders:
         yield from _read_folder(folder, context, folder.parent)
 
 

@@ -225,3 +225,34 @@ def test_a_failed_import_shows_where_it_stopped_not_a_full_bar(client, cast):
     ImportRun.objects.filter(pk=run.pk).update(status="succeeded")
     page = client.get(reverse("accounts:import_detail", args=[run.pk])).content.decode()
     assert '<progress max="100" value="100">' in page
+
+
+@pytest.mark.django_db
+def test_instaloader_files_uploaded_one_by_one_are_imported_as_their_profile(small_demo, settings, tmp_path):
+    """Selecting a profile folder's files in the upload form (no zip): they keep their names, which is how the
+    posts, pictures and profile find each other."""
+    from accounts.models import Account
+    from accounts.services import import_paths, upload_store
+
+    settings.UPLOAD_ROOT = tmp_path / "uploads"
+    outdir, _ = small_demo
+    folder = outdir / "dumpchump"
+    stored = upload_store(files=[SimpleUploadedFile(p.name, p.read_bytes()) for p in sorted(folder.iterdir())])
+    assert sorted(p.name for p in stored) == sorted(p.name for p in folder.iterdir())
+    run = import_paths(dataset_name="uploaded", format="instaloader", paths=stored, user=None)
+    assert (run.status, run.rejected_count, run.rejections.count()) == ("succeeded", 0, 0)
+    assert Account.objects.filter(handle="dumpchump").exists()
+    assert Post.objects.count() == len(list(folder.glob("*_UTC.json.xz")))
+    assert Post.objects.filter(media__isnull=False).distinct().count() == Post.objects.count()
+
+
+def test_uploads_with_the_same_name_are_all_kept(settings, tmp_path):
+    from accounts.services import upload_store
+
+    settings.UPLOAD_ROOT = tmp_path / "uploads"
+    names = ["posts.csv", "posts.csv", "Posts.CSV", "a.json.xz", "a.json.xz", ".hidden", ".hidden", "   ", "   ",
+             "posts (2).csv"]
+    stored = upload_store(files=[SimpleUploadedFile(name, name.encode() + bytes([n])) for n, name in enumerate(names)])
+    assert [p.name for p in stored] == ["posts.csv", "posts (2).csv", "Posts (3).CSV", "a.json.xz", "a (2).json.xz",
+                                        ".hidden", ".hidden (2)", "upload", "upload (2)", "posts_2.csv"]
+    assert [p.read_bytes()[-1] for p in stored] == list(range(len(names)))
