@@ -190,6 +190,8 @@ class ImportRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the worker running it")
+    stage = models.CharField(max_length=200, blank=True,
+                             help_text="What the worker is doing before the rows, for the progress bar")
 
     class Meta:
         ordering = ["-created_at"]

@@ -9,6 +9,7 @@ import logging
 import queue
 import sys
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ from media_analysis.services import MediaRejected, StoredFile, media_assets_regi
 
 logger = logging.getLogger(__name__)
 BATCH_SIZE = 10_000
+# A batch also ends once its records bring this many pictures: storing them (SHA-256 and a copy each) is then
+# most of the batch's time, and the progress bar should move every few seconds, not twice a minute.
+BATCH_PICTURES = 1_000
 ACCOUNT_FIELDS = (
     "handle", "display_name", "bio", "external_url", "location", "language", "created_at", "follower_count",
     "following_count", "post_count", "is_private", "is_verified",
@@ -78,13 +82,18 @@ def _source_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def source_files_describe(paths: list[Path]) -> list[dict[str, object]]:
-    """Every input file's name (relative to what was named), size and SHA-256: the run's provenance."""
+def source_files_describe(paths: list[Path], *, progress: Callable[[int, int], None] | None = None,
+                          ) -> list[dict[str, object]]:
+    """Every input file's name (relative to what was named), size and SHA-256: the run's provenance.
+    `progress` hears (files read, files in all) after each file."""
     roots = [p.resolve() for p in paths]
+    files = _source_files(roots)
     sources = []
-    for file in _source_files(roots):
+    for done, file in enumerate(files, start=1):
         root = next((r for r in roots if r == file or r in file.parents), file.parent)
         sources.append({"name": str(file.relative_to(root.parent)), "sha256": file_sha256(file), "bytes": file.stat().st_size})
+        if progress:
+            progress(done, len(files))
     return sources
 
 
@@ -100,10 +109,11 @@ def import_paths(
     user: AbstractBaseUser | None,
     progress_total: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    checking: Callable[[int, int], None] | None = None,
 ) -> ImportRun:
     """The whole import of files or folders, in this process (the command line)."""
     run = import_run_queue(dataset_name=dataset_name, format=format, paths=paths, user=user, enqueue=False)
-    return import_run_process(run=run, progress_total=progress_total, progress=progress)
+    return import_run_process(run=run, progress_total=progress_total, progress=progress, checking=checking)
 
 
 @transaction.atomic
@@ -193,8 +203,11 @@ def import_run_process(
     run: ImportRun,
     progress_total: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    checking: Callable[[int, int], None] | None = None,
 ) -> ImportRun:
-    """Provenance, archive unpacking, format detection and the import itself."""
+    """Provenance, archive unpacking, format detection and the import itself. Reading every file for its
+    SHA-256 and unpacking archives come before the first row (minutes for a large export): the run's `stage`
+    says so on its page, and `checking` hears (files read, files in all)."""
     import tempfile
 
     from django.conf import settings
@@ -202,9 +215,21 @@ def import_run_process(
     from accounts.importers import READERS, guess_format
     from accounts.importers.archives import ArchiveRefused, extract_zip
 
+    def stage(text: str) -> None:
+        ImportRun.objects.filter(pk=run.pk).update(stage=text[:200], heartbeat_at=timezone.now())
+
+    reported = [0.0]
+
+    def checked(done: int, total: int) -> None:
+        if checking:
+            checking(done, total)
+        if done == total or time.monotonic() - reported[0] >= 0.5:
+            reported[0] = time.monotonic()
+            stage(f"Reading the input files for their SHA-256: {done:,} of {total:,}")
+
     paths = [Path(p) for p in run.input_paths]
     try:
-        sources = source_files_describe(paths)
+        sources = source_files_describe(paths, progress=checked)
     except OSError as exc:
         return _import_run_fail(run, f"cannot read the input: {exc}")
     ImportRun.objects.filter(pk=run.pk).update(sources=sources, source_count=len(sources),
@@ -214,6 +239,7 @@ def import_run_process(
         problems: list[Rejection] = []
         for path in paths:
             if path.is_file() and path.suffix.lower() == ".zip":
+                stage(f"Unpacking {path.name}")
                 target = Path(workdir) / f"{len(readable)}-{path.stem}"
                 try:
                     problems += extract_zip(path, target, max_total_bytes=settings.IMPORT_MAX_UNZIPPED_BYTES)
@@ -233,8 +259,9 @@ def import_run_process(
                 return _import_run_fail(run, str(exc))
             ImportRun.objects.filter(pk=run.pk).update(format=data_format)
         reader, counter = READERS[data_format]
+        stage("Counting the rows")
         total = counter(readable) if readable else 0
-        ImportRun.objects.filter(pk=run.pk).update(progress_total=total)
+        ImportRun.objects.filter(pk=run.pk).update(progress_total=total, stage="")
         if progress_total:
             progress_total(total)
         run.refresh_from_db()
@@ -254,6 +281,7 @@ class _Batch:
     posts: dict[tuple[str, str], PostRecord] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
     post_rows: list[tuple] = field(default_factory=list)
+    pictures: int = 0
 
     def __len__(self) -> int:
         return len(self.accounts) + len(self.posts) + len(self.rejections)
@@ -375,12 +403,14 @@ def _batches(records: Iterable[Record], platform_ids: dict[str, int]) -> Iterato
         if isinstance(record, AccountRecord):
             if _fits_columns(record, batch.rejections):
                 batch.accounts[(record.platform, record.external_id)] = record
+                batch.pictures += record.profile_image is not None
         elif isinstance(record, PostRecord):
             if _fits_columns(record, batch.rejections):
                 batch.posts[(record.platform, record.external_id)] = record
+                batch.pictures += len(record.media)
         else:
             batch.rejections.append(record)
-        if len(batch) >= BATCH_SIZE:
+        if len(batch) >= BATCH_SIZE or batch.pictures >= BATCH_PICTURES:
             batch.post_rows = [_post_row(seq, r, platform_ids) for seq, r in enumerate(batch.posts.values())]
             yield batch
             batch = _Batch()

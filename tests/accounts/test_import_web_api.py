@@ -256,3 +256,33 @@ def test_uploads_with_the_same_name_are_all_kept(settings, tmp_path):
     assert [p.name for p in stored] == ["posts.csv", "posts (2).csv", "Posts (3).CSV", "a.json.xz", "a (2).json.xz",
                                         ".hidden", ".hidden (2)", "upload", "upload (2)", "posts_2.csv"]
     assert [p.read_bytes()[-1] for p in stored] == list(range(len(names)))
+
+
+@pytest.mark.django_db
+def test_the_checks_before_the_first_row_say_what_they_are_doing(tmp_path, client, cast):
+    """Reading every input file for its SHA-256 takes minutes on a large export: the run's page says so
+    (and the worker's heartbeat goes on), and the command line hears every file."""
+    import re
+
+    from accounts.services import import_paths
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for n in range(5):
+        (folder / f"part{n}.jsonl").write_bytes(JSONL)
+    heard, pages = [], []
+    client.force_login(cast["investigator"])
+
+    def seen(done, total):
+        heard.append((done, total))
+        run = ImportRun.objects.order_by("-id").first()
+        if done == 3:
+            ImportRun.objects.filter(pk=run.pk).update(status="running")
+            pages.append(client.get(reverse("accounts:import_detail", args=[run.pk])).content.decode())
+            assert run.heartbeat_at is not None
+
+    run = import_paths(dataset_name="staged", format="jsonl", paths=[folder], user=None, checking=seen)
+    assert heard == [(n, 5) for n in range(1, 6)]
+    # Written at most twice a second (and for the last file): here the first file's, as the third is read.
+    assert re.search(r"Running · Reading the input files for their SHA-256: [12] of 5 ·", pages[0]), pages[0]
+    assert run.stage == "" and run.status == "succeeded" and len(run.sources) == 5

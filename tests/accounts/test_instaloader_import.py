@@ -156,3 +156,19 @@ def test_media_that_cannot_be_stored_is_named_with_its_profile_folder(small_demo
     warnings = dict(run.rejections.filter(kept=True, column="media").values_list("file", "reason"))
     assert warnings[f"dumpchump/{picture.name}"].startswith("media not imported:")
     assert Post.objects.count() == len(list((export / "dumpchump").glob("*_UTC.json.xz")))
+
+
+def test_a_batch_ends_once_it_brings_enough_pictures(small_demo, tmp_path, monkeypatch):
+    """Storing pictures is most of a picture-heavy batch's time: batches end at BATCH_PICTURES pictures, so the
+    progress bar moves every few seconds on an Instaloader export, not after ten thousand posts."""
+    from accounts import services
+
+    export = _copy_accounts(small_demo, tmp_path, ["dumpchump", "bluewave.now"])
+    pictures = len([p for p in export.rglob("*.jpg")])
+    monkeypatch.setattr(services, "BATCH_PICTURES", 4)
+    steps: list[int] = []
+    run = import_paths(dataset_name="small batches", format="instaloader", paths=[export], user=None,
+                       progress=steps.append)
+    assert run.status == "succeeded" and run.rejected_count == 0
+    assert len(steps) >= pictures // 5 and sum(steps) == run.read_count
+    assert Post.objects.count() == len(list(export.rglob("*_UTC.json.xz")))

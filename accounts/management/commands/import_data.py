@@ -37,14 +37,22 @@ class Command(BaseCommand):
             raise CommandError(f"cannot write the report to {report_path}: no such folder")  # before the import, not after
         started = time.monotonic()
         show_bar = sys.stderr.isatty() and not options["json"]
-        with tqdm(unit="item", desc="Importing", disable=not show_bar) as bar:
+        checking_bar = tqdm(unit="file", desc="Reading the files for their SHA-256", disable=not show_bar, leave=False)
+
+        def checked(done: int, total: int) -> None:
+            checking_bar.total = total
+            checking_bar.update(done - checking_bar.n)
+            if done == total:
+                checking_bar.close()  # gone from the terminal; the rows' bar follows
+
+        with checking_bar, tqdm(unit="item", desc="Importing", disable=not show_bar) as bar:
             def set_total(total: int) -> None:
                 bar.total = total
                 bar.refresh()
 
             try:
                 run = import_paths(dataset_name=str(options["dataset"]), format=str(options["format"]), paths=paths,
-                                   user=None, progress_total=set_total, progress=bar.update)
+                                   user=None, progress_total=set_total, progress=bar.update, checking=checked)
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
         summary = {
