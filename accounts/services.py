@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import logging
 import queue
+import shutil
 import sys
 import threading
 import time
@@ -171,6 +172,10 @@ def upload_store(*, files: list[UploadedFile]) -> list[Path]:
             name = f"{stem} ({copy}){dot}{suffixes}"
         taken.add(name.casefold())
         target = folder / name
+        if hasattr(upload, "temporary_file_path"):  # already on disk: moved (a rename on one file system)
+            shutil.move(upload.temporary_file_path(), target)  # Django's close() expects a temporary file to be gone
+            stored.append(target)
+            continue
         with target.open("wb") as sink:
             for chunk in upload.chunks():
                 sink.write(chunk)

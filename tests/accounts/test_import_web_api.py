@@ -1,6 +1,7 @@
 """Uploading an export on the page and through the API: roles, progress, a real worker doing the import."""
 
 import time
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -286,3 +287,27 @@ def test_the_checks_before_the_first_row_say_what_they_are_doing(tmp_path, clien
     # Written at most twice a second (and for the last file): here the first file's, as the third is read.
     assert re.search(r"Running · Reading the input files for their SHA-256: [12] of 5 ·", pages[0]), pages[0]
     assert run.stage == "" and run.status == "succeeded" and len(run.sources) == 5
+
+
+def test_a_large_upload_is_kept_by_a_rename_not_a_copy(settings, tmp_path):
+    """Uploads over FILE_UPLOAD_MAX_MEMORY_SIZE stream to FILE_UPLOAD_TEMP_DIR, beside UPLOAD_ROOT (not /tmp,
+    often a small tmpfs): keeping a multi-gigabyte export is then a rename, without a second copy on disk."""
+    import os
+
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    from accounts.services import upload_store
+
+    assert Path(settings.FILE_UPLOAD_TEMP_DIR).parent == Path(settings.UPLOAD_ROOT).parent
+    settings.UPLOAD_ROOT = tmp_path / "uploads"
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "upload-tmp")
+    Path(settings.FILE_UPLOAD_TEMP_DIR).mkdir()
+    upload = TemporaryUploadedFile("export.jsonl", "application/octet-stream", len(JSONL), None)
+    upload.write(JSONL)
+    upload.flush()
+    temporary, inode = Path(upload.temporary_file_path()), os.stat(upload.temporary_file_path()).st_ino
+    assert temporary.parent == tmp_path / "upload-tmp"
+    (stored,) = upload_store(files=[upload])
+    upload.close()  # as Django does after the request: the moved file is not an error
+    assert stored.name == "export.jsonl" and stored.read_bytes() == JSONL
+    assert os.stat(stored).st_ino == inode and not temporary.exists()
