@@ -98,3 +98,16 @@ def compute_hashes(path: Path, *, max_pixels: int) -> ImageHashes:
         pdq_quality=found.pdq_quality,
         signature=found,
     )
+
+
+def picture_paths(paths: list[Path]) -> list[Path]:
+    """The files named, in the order given, each folder replaced by the files in it named like pictures
+    (an extension Pillow reads; hidden ones left out), sorted; a folder without any stays as itself, to be
+    reported. A file named on its own is always tried."""
+    extensions = Image.registered_extensions()
+    found: list[Path] = []
+    for path in paths:
+        pictures = sorted(p for p in path.rglob("*") if p.suffix.lower() in extensions and p.is_file() and not any(
+            part.startswith(".") for part in p.relative_to(path).parts)) if path.is_dir() else []
+        found += pictures or [path]
+    return found

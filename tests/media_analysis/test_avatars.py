@@ -20,7 +20,7 @@ def test_stolen_and_shared_profile_photos_are_found(small_demo, cast, settings, 
     outdir, truth = small_demo
     import_paths(dataset_name="demo", format="instaloader", paths=[outdir], user=None)
     call_command("import_known_sources", str(outdir / "known_sources"), label="Portrait from a stock site")
-    assert "1 pictures added" in capsys.readouterr().out
+    assert "1 picture added" in capsys.readouterr().out
     _hash_everything()
 
     stolen = avatars_from_known_sources(user=cast["investigator"])

@@ -3,6 +3,7 @@
 import json
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image, ImageEnhance
@@ -110,3 +111,28 @@ def test_find_similar_reports_each_unreadable_image_and_looks_up_the_others(libr
     captured = capsys.readouterr()
     assert f"{bad}: not an image file" in captured.err
     assert f"{probe}: " in captured.out and "matches" in captured.out
+
+
+def test_known_sources_take_the_readable_pictures_and_report_the_rest(tmp_path, settings, capsys):
+    """A folder of downloaded stock portraits holds other files too: those are reported, never banked as
+    pictures that could not match anything, and the readable pictures are still added."""
+    from media_analysis.models import KnownSource
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    bank = tmp_path / "stock"
+    (bank / "more").mkdir(parents=True)
+    _photo("astronaut").save(bank / "astronaut.jpg")
+    _photo("coffee").save(bank / "more" / "coffee.png")
+    (bank / "licence.txt").write_text("not a picture")  # not named like a picture: left out of the folder
+    (bank / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    (bank / "empty.jpg").write_bytes(b"")
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (600, 600, 3), dtype=np.uint8)).save(big)
+    settings.MEDIA_MAX_FILE_BYTES = max(p.stat().st_size for p in bank.rglob("*")) + 1
+    assert big.stat().st_size > settings.MEDIA_MAX_FILE_BYTES
+    with pytest.raises(CommandError, match="3 of 5 files could not be added"):
+        call_command("import_known_sources", str(bank), str(big), label="Stock site")
+    err = capsys.readouterr().err
+    assert f"{bank / 'broken.jpg'}: " in err and f"{bank / 'empty.jpg'}: " in err
+    assert f"{big}: larger than the media size limit" in err and "licence.txt" not in err
+    assert sorted(KnownSource.objects.values_list("asset__original_name", flat=True)) == ["astronaut.jpg", "coffee.png"]

@@ -6,9 +6,8 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from PIL import Image
 
-from media_analysis.hashing import UnreadableImage, compute_hashes
+from media_analysis.hashing import UnreadableImage, compute_hashes, picture_paths
 from media_analysis.selectors import media_similar
 
 
@@ -38,7 +37,7 @@ class Command(BaseCommand):
         max_distance = options["max_distance"]
         if max_distance is not None and not 0 <= int(max_distance) <= 64:  # type: ignore[arg-type]
             raise CommandError("--max-distance must be between 0 and 64")
-        results = [self._look_up(image, max_distance) for image in _images(options["images"])]  # type: ignore[arg-type]
+        results = [self._look_up(image, max_distance) for image in picture_paths(options["images"])]  # type: ignore[arg-type]
         if options["json"]:
             self.stdout.write(json.dumps(results, indent=2))
         else:
@@ -82,15 +81,3 @@ class Command(BaseCommand):
             for m in matches
         ]}
 
-
-def _images(paths: list[Path]) -> list[Path]:
-    """The files named, in the order given, each folder replaced by the files in it named like pictures
-    (an extension Pillow reads; hidden ones left out), sorted; a folder without any stays as itself, to be
-    reported. A file named on its own is always tried."""
-    extensions = Image.registered_extensions()
-    found: list[Path] = []
-    for path in paths:
-        pictures = sorted(p for p in path.rglob("*") if p.suffix.lower() in extensions and p.is_file() and not any(
-            part.startswith(".") for part in p.relative_to(path).parts)) if path.is_dir() else []
-        found += pictures or [path]
-    return found
