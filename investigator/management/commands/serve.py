@@ -101,15 +101,15 @@ class Command(BaseCommand):
         """Say at once when the address is taken, before minutes of set-up end in the web server's exit."""
         if bind.startswith(("unix:", "fd://")):
             return
-        host, _, port = bind.rpartition(":")
-        host = host.strip("[]") or "127.0.0.1"
+        host, port = _host_port(bind)
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
             try:
                 probe.bind((host, int(port)))
             except (OSError, ValueError) as exc:
                 raise CommandError(f"cannot listen on {bind} ({getattr(exc, 'strerror', None) or exc}): another "
-                                   "program may be using it; choose another address with --bind or SERVE_BIND") from exc
+                                   "program may be using it; choose another address with --bind or "
+                                   "INVESTIGATOR_BIND") from exc
 
     def step(self, message: str) -> None:
         self.stdout.write(f"• {message}…")
@@ -192,14 +192,14 @@ class Command(BaseCommand):
 
     def wait_for_web(self, bind: str, timeout: float = 60) -> None:
         """Announce the address only once the web server accepts connections."""
-        host, _, port = bind.rpartition(":")
+        host, port = _host_port(bind)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.stopping:
             for name, child in self.children:
                 if child.poll() is not None:
                     raise CommandError(f"the {name} process exited with code {child.returncode}")
             try:
-                with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=1):
+                with socket.create_connection((host, int(port)), timeout=1):
                     return
             except OSError:
                 time.sleep(0.2)
@@ -232,3 +232,9 @@ class Command(BaseCommand):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
             child.wait()
+
+
+def _host_port(bind: str) -> tuple[str, str]:
+    """gunicorn's HOST:PORT ([::1]:8000 for IPv6; :8000 for every address, reached here on the loopback)."""
+    host, _, port = bind.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", port
