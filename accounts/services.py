@@ -164,12 +164,11 @@ def upload_store(*, files: list[UploadedFile]) -> list[Path]:
             safe = "upload"
         # Names are kept as given: an Instaloader profile's files find each other by name. A name given twice
         # (compared as a case-insensitive file system would) gets a number: "posts (2).csv".
-        stem, dot, suffixes = safe[1:].partition(".") if safe.startswith(".") else safe.partition(".")
-        stem = "." + stem if safe.startswith(".") else stem
+        head, dot, tail = safe[1:].partition(".")  # from the second character: ".hidden" is all stem
         name, copy = safe, 1
         while name.casefold() in taken:
             copy += 1
-            name = f"{stem} ({copy}){dot}{suffixes}"
+            name = f"{safe[0]}{head} ({copy}){dot}{tail}"
         taken.add(name.casefold())
         target = folder / name
         if hasattr(upload, "temporary_file_path"):  # already on disk: moved (a rename on one file system)
