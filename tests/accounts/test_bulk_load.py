@@ -11,6 +11,7 @@ from accounts import services
 from accounts.importers import load
 from accounts.importers.records import AccountRecord, PostRecord
 from accounts.models import Account, Dataset, ImportRun, Platform, Post
+from tests.connections import another_connection
 
 WHEN = datetime(2020, 3, 1, tzinfo=UTC)
 
@@ -41,9 +42,7 @@ def test_an_account_cannot_be_deleted_under_a_batch_that_points_at_it():
     platform, dataset, run = _setup()
     _accounts(run, platform, "alice", "bob")
     alice = Account.objects.get(external_id="alice")
-    info = connection.connection.info
-    with psycopg.connect(host=info.host, port=info.port, dbname=info.dbname, user=info.user,
-                         password=info.password, autocommit=True) as other:
+    with another_connection(autocommit=True) as other:
         other.execute("SET lock_timeout = '300ms'")
         with transaction.atomic():
             created, _, orphans = load.posts_load(rows=_rows(platform, ("p1", "alice", ""), ("p2", "bob", "p1")),

@@ -9,7 +9,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -19,6 +18,7 @@ from accounts.coordination.services import detection_run_create, detection_run_e
 from accounts.models import Account, Dataset, DetectionRun, Platform, Post, PostMedia
 from media_analysis.models import HashState, KnownSource, MediaAsset, MediaCluster, MediaClusterMember
 from media_analysis.services import _CLUSTERS_LOCK_KEY, media_clusters_rebuild
+from tests.connections import another_connection
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2020, 3, 1, 12, 0, tzinfo=UTC)
@@ -173,12 +173,6 @@ def test_media_clusters_do_not_chain(dataset):
     assert MediaCluster.objects.count() == 2 and MediaClusterMember.objects.count() == 3
 
 
-def _other_connection():
-    info = connection.connection.info
-    return psycopg.connect(host=info.host, port=info.port, dbname=info.dbname, user=info.user, password=info.password,
-                           autocommit=True)
-
-
 def _copies(dataset):
     """Two accounts posting copies of one picture, a third posting another: two clusters, three members."""
     base = "0101" * 16
@@ -196,7 +190,7 @@ def test_media_clusters_build_keeps_no_transaction_open_while_it_groups(dataset)
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
     seen = []
-    with _other_connection() as other:
+    with another_connection(autocommit=True) as other:
         def look(done, total):
             seen.append(other.execute("SELECT state, backend_xmin FROM pg_stat_activity WHERE pid = %s",
                                       [pid]).fetchone())
@@ -251,7 +245,7 @@ def test_a_detection_waiting_for_another_grouping_of_pictures_says_so(dataset):
     _copies(dataset)
     run = detection_run_create(dataset=dataset, signals=["co_image"], enqueue=False)
     outcome = []
-    with _other_connection() as other:
+    with another_connection(autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [_CLUSTERS_LOCK_KEY])  # another process's build
 
         def detect():

@@ -6,11 +6,11 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import psycopg
 import pytest
 from django.db import connection
 
 from media_analysis.hash_scan import HashScan, parse_binary_bigints
+from tests.connections import another_connection
 
 TABLE = "scan_probe"
 
@@ -95,10 +95,8 @@ def test_a_transaction_that_commits_after_the_load_is_seen_even_if_it_began_befo
     probe = rng.getrandbits(128)
     with connection.cursor() as cursor:
         _create(cursor, temporary=False)
-    info = connection.connection.info
     try:
-        with psycopg.connect(host=info.host, port=info.port, dbname=info.dbname, user=info.user,
-                             password=info.password) as writer:
+        with another_connection() as writer:
             writer.execute(f"INSERT INTO {TABLE} (id, v) VALUES (1, %s::bit(128))", [format(probe, "0128b")])  # noqa: S608
             with connection.cursor() as cursor:
                 _insert(cursor, [(2, probe ^ 1)])  # a later transaction, committed at once
