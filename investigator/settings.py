@@ -237,6 +237,9 @@ PDQ_MATCH_DISTANCE = env_int("PDQ_MATCH_DISTANCE", 31, minimum=0, maximum=128)
 PHASH_MATCH_DISTANCE = env_int("PHASH_MATCH_DISTANCE", 10, minimum=0, maximum=32)
 # The same for the pHash of the central 70% of each picture (crops, banners and captions along the edges).
 CENTRE_MATCH_DISTANCE = env_int("CENTRE_MATCH_DISTANCE", 26, minimum=0, maximum=64)
+# A pair matched by the central region alone (no other signature agrees) must also share at least this many
+# keypoints under a copy's transform (media_analysis.keypoints); 0 turns the check off.
+CENTRE_CONFIRM_KEYPOINTS = env_int("CENTRE_CONFIRM_KEYPOINTS", 12, minimum=0, maximum=1000)
 # Image lookups scan an exact copy of the hash columns held in each process (about 80 bytes per picture: the
 # pHash, central-region and PDQ words and an id beside each, so 80 MB at a million) up to this many stored
 # pictures, and use the HNSW indexes beyond (media_analysis.hash_scan).

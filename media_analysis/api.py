@@ -96,7 +96,8 @@ class MediaAssetViewSet(viewsets.ReadOnlyModelViewSet):
             raise serializers.ValidationError({"detail": asset.hash_error or "This picture is not hashed yet"})
         max_distance = serializers.IntegerField(min_value=0, max_value=64, required=False).run_validation(
             request.query_params.get("max_distance") or None) if request.query_params.get("max_distance") else None
-        return Response(_matches(media_similar(user=request.user, signature=signature, max_distance=max_distance)))
+        return Response(_matches(media_similar(user=request.user, signature=signature, picture=asset.pk,
+                                                max_distance=max_distance)))
 
     @extend_schema(request={"multipart/form-data": LookupSerializer}, responses=SimilarMediaSerializer(many=True))
     @action(detail=False, methods=["post"], parser_classes=[MultiPartParser, FormParser], pagination_class=None,

@@ -10,12 +10,18 @@ So every picture carries several signatures, and a pair matches when any of them
 * PDQ and PDQ of the mirror image (pdqhash's dihedral hashes), when both pictures are detailed enough
   for PDQ to be trusted (quality ≥ PDQ_MIN_QUALITY).
 
-The thresholds live in settings (MATCH_* and PDQ_MATCH_DISTANCE) and were chosen with
-benchmarks/bench_matching.py, which prints recall and precision per alteration.
+A pair that only the central region matches is coarse evidence (unrelated pictures come within its
+threshold about once in 50,000 pairs), so wherever the pictures are at hand it is checked once more,
+keypoint by keypoint (media_analysis.keypoints).
+
+The thresholds live in settings (PHASH_MATCH_DISTANCE, CENTRE_MATCH_DISTANCE, PDQ_MATCH_DISTANCE,
+CENTRE_CONFIRM_KEYPOINTS) and were chosen with benchmarks/bench_matching.py, which prints recall and
+precision per alteration.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import imagehash
@@ -142,18 +148,25 @@ def _centre_distance(copy: Signature, original: Signature) -> tuple[int, str]:
     return best
 
 
-def media_match(a: Signature, b: Signature, thresholds: Thresholds | None = None) -> MatchEvidence:
+def media_match(a: Signature, b: Signature, thresholds: Thresholds | None = None,
+                confirm: Callable[[bool], bool] | None = None) -> MatchEvidence:
     """Do two signatures show the same picture (either may be the altered one)? The closest agreeing
-    signature says how."""
+    signature says how.
+
+    When the central region is the only signature that agrees (not the whole picture, not a trusted PDQ),
+    `confirm` is asked, with whether the match is a mirrored one, and the pair matches only if it says yes:
+    callers holding the pictures pass a keypoint check (media_analysis.keypoints)."""
     t = thresholds or Thresholds.from_settings()
     whole = min((hamming(a.phash, b.phash), "phash"), (hamming(a.phash_flip, b.phash), "phash-mirror"))
     if whole[0] <= t.phash:
         return MatchEvidence(True, whole[1], whole[0])
-    centre = min(_centre_distance(a, b), _centre_distance(b, a))
-    if centre[0] <= t.centre:
-        return MatchEvidence(True, centre[1], centre[0])
+    pdq = None
     if a.pdq_quality >= t.pdq_min_quality and b.pdq_quality >= t.pdq_min_quality:
         pdq = min((hamming(a.pdq, b.pdq), "pdq"), (hamming(a.pdq_flip, b.pdq), "pdq-mirror"))
-        if pdq[0] <= t.pdq:
-            return MatchEvidence(True, pdq[1], pdq[0])
+        pdq = pdq if pdq[0] <= t.pdq else None
+    centre = min(_centre_distance(a, b), _centre_distance(b, a))
+    if centre[0] <= t.centre and (pdq is not None or confirm is None or confirm(centre[1].endswith("mirror"))):
+        return MatchEvidence(True, centre[1], centre[0])
+    if pdq is not None:
+        return MatchEvidence(True, pdq[1], pdq[0])
     return MatchEvidence(False, "", whole[0])

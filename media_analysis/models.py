@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from pgvector.django import BitField, HnswIndex
 
 
@@ -101,3 +101,21 @@ class MediaClusterMember(models.Model):
     asset = models.OneToOneField(MediaAsset, on_delete=models.CASCADE, related_name="cluster_membership")
     distance = models.PositiveSmallIntegerField(default=0, help_text="Bits from the centre, of the signature in `via`")
     via = models.CharField(max_length=16, default="phash", help_text="Which signature placed it (media_analysis.matching)")
+
+
+class KeypointCheck(models.Model):
+    """How many keypoints two stored pictures share under a copy's transform (media_analysis.keypoints), for a
+    pair only the central region matched. Kept so that the next media-cluster build or case file need not read
+    the pictures again; a picture's content never changes under its id (content-addressed storage)."""
+
+    first = models.ForeignKey(MediaAsset, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(MediaAsset, on_delete=models.CASCADE, related_name="+")
+    mirrored = models.BooleanField(help_text="Whether one picture was mirrored for the comparison")
+    agreement = models.SmallIntegerField(help_text="Keypoints in agreement; -1 when a picture has too few to tell")
+    checked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["first", "second", "mirrored"], name="keypoint_check_pair"),
+            models.CheckConstraint(condition=Q(first__lt=F("second")), name="keypoint_check_ordered_pair"),
+        ]

@@ -19,6 +19,7 @@ from media_analysis.hash_scan import HashScan, hash_scan
 from media_analysis.hashing import UnreadableImage, compute_hashes
 from media_analysis.matching import Signature, Thresholds, hamming, media_match
 from media_analysis.models import HashState, MediaAsset
+from media_analysis.services import KeypointChecks
 
 
 def media_hash_counts() -> dict[str, int]:
@@ -166,6 +167,7 @@ def media_similar(
     *,
     user: AbstractBaseUser | AnonymousUser,
     signature: Signature,
+    picture: Path | int | None,
     max_distance: int | None = None,
     candidates: int = 200,
 ) -> list[SimilarMedia]:
@@ -173,8 +175,10 @@ def media_similar(
 
     Candidates come from the HNSW indexes (media_candidates); each is then checked with every signature
     (media_analysis.matching.media_match), so mirrored, cropped and captioned copies are found while
-    unrelated pictures are not. max_distance overrides the whole-picture pHash threshold. Each match
-    lists the posts that carry it, and the earliest copy is marked first seen.
+    unrelated pictures are not. A candidate matched by the central region alone must also pass the keypoint
+    check against `picture`, the probe's file or its stored asset's id (None: no picture to check with).
+    max_distance overrides the whole-picture pHash threshold. Each match lists the posts that carry it,
+    and the earliest copy is marked first seen.
     """
     if not has_role(user, INVESTIGATOR):
         return []
@@ -184,16 +188,22 @@ def media_similar(
     with connection.cursor() as cursor:
         ids = media_candidates(cursor, signature, neighbours=candidates, thresholds=thresholds)
     assets = MediaAsset.objects.filter(pk__in=ids).annotate(phash_distance=HammingDistance("phash", signature.phash))
+    checks = KeypointChecks(probe=picture if isinstance(picture, Path) else None)
     matches = []
     for asset in assets:
         stored = stored_signature(asset)
         if stored is None:
             continue
-        evidence = media_match(signature, stored, thresholds)
+        if isinstance(picture, int):
+            confirm = checks.between(picture, asset.pk) if asset.pk != picture else None
+        else:
+            confirm = checks.with_probe(asset.pk)
+        evidence = media_match(signature, stored, thresholds, confirm)
         if evidence.matched:
             trusted = min(stored.pdq_quality, signature.pdq_quality) >= thresholds.pdq_min_quality
             matches.append(SimilarMedia(asset, int(asset.phash_distance), hamming(signature.pdq, stored.pdq) if trusted else None,
                                         evidence.via, evidence.distance))
+    checks.save()
     _attach_sightings(matches)
     matches.sort(key=lambda m: (TIER.get(m.via, 3), m.distance, m.asset.pk))
     return matches
@@ -210,7 +220,7 @@ def media_similar_to_upload(*, user: AbstractBaseUser | AnonymousUser, upload: U
             probe.write(chunk)
         probe.flush()
         hashes = compute_hashes(Path(probe.name), max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
-    return media_similar(user=user, signature=hashes.signature, max_distance=max_distance)
+        return media_similar(user=user, signature=hashes.signature, picture=Path(probe.name), max_distance=max_distance)
 
 
 def stored_signature(asset: MediaAsset) -> Signature | None:

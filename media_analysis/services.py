@@ -9,7 +9,7 @@ import logging
 import secrets
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +20,8 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from investigator.memory import few_collections
-from media_analysis.hashing import UnreadableImage, compute_hashes
+from media_analysis.hashing import UnreadableImage, compute_hashes, load_rgb
+from media_analysis.keypoints import Keypoints, agreement, confirmed, keypoints
 from media_analysis.matching import MatchEvidence, Signature, Thresholds, media_match
 from media_analysis.models import HashState, MediaAsset, media_upload_path
 
@@ -181,6 +182,98 @@ def known_sources_add(*, paths: list[Path], label: str, note: str = "", user: ob
     return added
 
 
+class KeypointChecks:
+    """Keypoint checks (media_analysis.keypoints) of pairs that only the central region matches, between stored
+    pictures and optionally an outside picture (an image lookup's probe). Verdicts between stored pictures are
+    read from and kept in KeypointCheck rows (`save`), so each pair's pictures are read once, ever. A stored
+    picture that cannot be read (its file gone) cannot refute its match: the signature's verdict stands, and
+    nothing is kept, so the next check tries again.
+
+    Not thread-safe: one per build, case file or request."""
+
+    KEPT = 4096  # pictures whose keypoints are held at once (about 80 KB each)
+
+    def __init__(self, *, probe: Path | None = None, preload: bool = False) -> None:
+        from collections import OrderedDict
+
+        from media_analysis.models import KeypointCheck
+
+        self.minimum = settings.CENTRE_CONFIRM_KEYPOINTS
+        self.probe = probe
+        self.known: dict[tuple[int, int, bool], int] = {}
+        self.new: dict[tuple[int, int, bool], int] = {}
+        self.preloaded = preload and self.minimum > 0
+        if self.preloaded:
+            self.known = {(first, second, mirrored): count for first, second, mirrored, count in
+                          KeypointCheck.objects.values_list("first_id", "second_id", "mirrored", "agreement").iterator()}
+        self._keypoints: OrderedDict[tuple[int | None, bool], Keypoints | None] = OrderedDict()
+        self.pictures_read = 0
+
+    def between(self, a: int, b: int) -> Callable[[bool], bool] | None:
+        """The `confirm` that media_match takes, for two stored pictures (None when the check is turned off)."""
+        return None if self.minimum == 0 else lambda mirrored: self.confirms(a, b, mirrored=mirrored)
+
+    def with_probe(self, asset: int) -> Callable[[bool], bool] | None:
+        """The same between the probe picture and a stored one."""
+        if self.minimum == 0 or self.probe is None:
+            return None
+        return lambda mirrored: self.confirms(None, asset, mirrored=mirrored)
+
+    def confirms(self, a: int | None, b: int, *, mirrored: bool) -> bool:
+        if a is None:
+            mine, theirs = self._picture(None, mirrored), self._picture(b, False)
+            return mine is None or theirs is None or confirmed(agreement(mine, theirs), self.minimum)
+        key = (min(a, b), max(a, b), mirrored)
+        count = self.known.get(key)
+        if count is None and not self.preloaded:
+            from media_analysis.models import KeypointCheck
+
+            count = KeypointCheck.objects.filter(first_id=key[0], second_id=key[1], mirrored=mirrored).values_list(
+                "agreement", flat=True).first()
+        if count is None:
+            first, second = self._picture(key[0], mirrored), self._picture(key[1], False)
+            if first is None or second is None:
+                return True
+            count = self.known[key] = self.new[key] = agreement(first, second)
+        return confirmed(count, self.minimum)
+
+    def _picture(self, asset: int | None, mirrored: bool) -> Keypoints | None:
+        key = (asset, mirrored)
+        if key in self._keypoints:
+            self._keypoints.move_to_end(key)
+            return self._keypoints[key]
+        if asset is None:
+            path = self.probe
+        else:
+            name = MediaAsset.objects.filter(pk=asset).values_list("file", flat=True).first()
+            path = Path(settings.MEDIA_ROOT) / name if name else None
+        found = None
+        if path is not None:
+            try:
+                found = keypoints(load_rgb(path, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)[0], mirrored=mirrored)
+                self.pictures_read += 1
+            except UnreadableImage as exc:
+                logger.warning("keypoint check: picture %s cannot be read (%s); its match stands", asset or path, exc)
+        self._keypoints[key] = found
+        if len(self._keypoints) > self.KEPT:
+            self._keypoints.popitem(last=False)
+        return found
+
+    def save(self) -> int:
+        """Keep the verdicts reached since the last save. Returns how many."""
+        from media_analysis.models import KeypointCheck
+
+        rows = [KeypointCheck(first_id=first, second_id=second, mirrored=mirrored, agreement=count)
+                for (first, second, mirrored), count in self.new.items()]
+        # A picture deleted meanwhile takes its pairs with it: keep the rest.
+        existing = set(MediaAsset.objects.filter(pk__in={r.first_id for r in rows} | {r.second_id for r in rows})
+                       .values_list("pk", flat=True))
+        KeypointCheck.objects.bulk_create([r for r in rows if r.first_id in existing and r.second_id in existing],
+                                          ignore_conflicts=True, batch_size=2000)
+        self.new.clear()
+        return len(rows)
+
+
 # Serialises media cluster builds: each replaces every cluster, so two at once would each store a whole set.
 _CLUSTERS_LOCK_KEY = 0x3ED1AC
 
@@ -197,6 +290,10 @@ def media_clusters_rebuild(
     (media_analysis.matching), or becomes a centre itself. Every member therefore matches its centre
     directly: a chain of small changes (A~B~C) cannot drag an unrelated picture in, and a picture with
     thousands of copies still has one centre, however many copies sit near it.
+
+    A picture that only the central region places with a centre must also pass the keypoint check
+    (media_analysis.keypoints), which reads both pictures the first time and keeps its verdict
+    (KeypointCheck), so a rebuild reads only pictures in pairs it has not seen.
 
     One build runs at a time: a second one calls `waiting` and starts when the first is done, so it groups
     the pictures as they are then. The grouping (minutes at a million pictures) reads the signatures a
@@ -218,7 +315,8 @@ def media_clusters_rebuild(
                 WHERE m.hash_state = 'done' AND m.signature IS NOT NULL
                 ORDER BY f.first_posted NULLS LAST, m.id""")
             order = np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
-        centres = CentreIndex(thresholds, neighbours=neighbours)
+        checks = KeypointChecks(preload=True)
+        centres = CentreIndex(thresholds, neighbours=neighbours, checks=checks)
         members: list[tuple[int, int, int, str]] = []  # asset, centre, distance, via
         for start in range(0, len(order), CentreIndex.BATCH):
             ids = order[start:start + CentreIndex.BATCH].tolist()
@@ -231,12 +329,15 @@ def media_clusters_rebuild(
                     members.append((asset_id, centre, evidence.distance, evidence.via))
             if progress:
                 progress(min(start + CentreIndex.BATCH, len(order)), len(order))
+        checks.save()
         parameters = {"max_distance": max_distance, "max_pdq_distance": max_pdq_distance, "neighbours": neighbours,
-                      "pdq_min_quality": settings.PDQ_MIN_QUALITY, "centre_distance": thresholds.centre}
+                      "pdq_min_quality": settings.PDQ_MIN_QUALITY, "centre_distance": thresholds.centre,
+                      "centre_confirm_keypoints": checks.minimum}
         with transaction.atomic():
             _media_clusters_store(members, parameters)
     sizes = Counter(centre for _, centre, _, _ in members)
-    return {"pictures": len(members), "clusters": len(sizes), "with_copies": sum(1 for n in sizes.values() if n > 1)}
+    return {"pictures": len(members), "clusters": len(sizes), "with_copies": sum(1 for n in sizes.values() if n > 1),
+            "pictures_read_for_keypoints": checks.pictures_read}
 
 
 @contextlib.contextmanager
@@ -328,10 +429,11 @@ class CentreIndex:
     TIER = {"phash": 0, "centre": 1, "trimmed": 1, "pdq": 2}
     BATCH = 512  # pictures per assign(): larger batches search faster, but compare more new centres in NumPy
 
-    def __init__(self, thresholds: Thresholds, *, neighbours: int = 24) -> None:
+    def __init__(self, thresholds: Thresholds, *, neighbours: int = 24, checks: KeypointChecks | None = None) -> None:
         import faiss
 
         self.thresholds = thresholds
+        self.checks = checks
         self.neighbours = neighbours
         # Every comparison media_match makes has its own index here (the central regions at every scale among
         # them), so the first cuts are the match thresholds themselves.
@@ -389,8 +491,7 @@ class CentreIndex:
                 for position, centre in self._search(name, [(i, probes[i][name]) for i in pending]):
                     candidates[position].add(centre)
             for i in pending:
-                for centre in candidates[i] - checked[i]:
-                    best[i] = self._better(best[i], signatures[i], centre)
+                best[i] = self._better(best[i], batch[i][0], signatures[i], candidates[i] - checked[i])
                 checked[i] |= candidates[i]
             pending = [i for i in pending if best[i] is None or best[i][0][0] != 0]
 
@@ -407,8 +508,8 @@ class CentreIndex:
                 start, stop = probe_words[name][1][i], probe_words[name][1][i + 1]
                 if owners and stop > start:
                     distances = _hamming_matrix(probe_words[name][0][start:stop], new_vectors[name][: len(owners)])
-                    for centre in {owners[column] for column in np.nonzero(distances <= self.limits[name])[1].tolist()}:
-                        best[i] = self._better(best[i], signature, centre)
+                    near = {owners[column] for column in np.nonzero(distances <= self.limits[name])[1].tolist()}
+                    best[i] = self._better(best[i], asset_id, signature, near)
             if best[i] is None:
                 self.signatures[asset_id] = signature
                 for name, own in vectors[i].items():
@@ -451,10 +552,23 @@ class CentreIndex:
         queries_hit, ranks = np.nonzero(hits)
         return [(positions[q], owners[r]) for q, r in zip(queries_hit.tolist(), rows[queries_hit, ranks].tolist(), strict=True)]
 
-    def _better(self, best: tuple | None, signature: Signature, centre: int) -> tuple | None:
-        """The better of the best match so far and this centre, if the signatures agree on it."""
-        evidence = media_match(signature, self.signatures[centre], self.thresholds)
-        if not evidence.matched:
-            return best
-        rank = (self.TIER[evidence.via.split("-")[0]], evidence.distance, centre)
-        return (rank, centre, evidence) if best is None or rank < best[0] else best
+    def _better(self, best: tuple | None, asset: int, signature: Signature, centres: Iterable[int]) -> tuple | None:
+        """The best of the best match so far and these centres, by the signatures. A match by the central region
+        alone must also pass the keypoint check, which reads pictures: it is asked in order of rank, only
+        while a match could still win."""
+        ranked = []
+        for centre in centres:
+            evidence = media_match(signature, self.signatures[centre], self.thresholds)
+            if evidence.matched:
+                ranked.append(((self.TIER[evidence.via.split("-")[0]], evidence.distance, centre), centre, evidence))
+        for rank, centre, evidence in sorted(ranked, key=lambda found: found[0]):
+            if best is not None and rank >= best[0]:
+                break  # the rest rank lower still
+            if self.checks is not None and rank[0] == self.TIER["centre"]:
+                evidence = media_match(signature, self.signatures[centre], self.thresholds, self.checks.between(asset, centre))
+                if not evidence.matched:
+                    continue
+                rank = (self.TIER[evidence.via.split("-")[0]], evidence.distance, centre)  # PDQ, if the check refused
+            if best is None or rank < best[0]:
+                best = (rank, centre, evidence)
+        return best

@@ -63,7 +63,7 @@ def media_detail(request: HttpRequest, asset_id: int) -> HttpResponse:
     _require_investigator(request)
     asset = get_object_or_404(MediaAsset, pk=asset_id)
     signature = stored_signature(asset)
-    matches = media_similar(user=request.user, signature=signature) if signature is not None else None
+    matches = media_similar(user=request.user, signature=signature, picture=asset.pk) if signature is not None else None
     return render(request, "media_analysis/media.html", {
         "asset": asset, "matches": matches, "error": "" if signature else asset.hash_error or "Not hashed yet.",
         "cases": cases_for_picker(user=request.user),

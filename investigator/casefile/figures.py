@@ -13,6 +13,7 @@ from accounts.selectors import SIGNAL_LABELS
 from media_analysis.matching import Thresholds, media_match
 from media_analysis.models import MediaAsset
 from media_analysis.selectors import VIA_LABELS, stored_signature
+from media_analysis.services import KeypointChecks
 
 NETWORK_MAX_NODES = 150
 SIGNAL_COLOURS = {
@@ -131,16 +132,18 @@ def copy_groups(media: list[MediaAsset], posts: list[Post], media_of_post: dict[
     signed.sort(key=lambda pair: (first_posted.get(pair[0].sha256) is None, first_posted.get(pair[0].sha256) or 0,
                                   pair[0].pk))
     thresholds = Thresholds.from_settings()
+    checks = KeypointChecks()
     groups: list[tuple[CopyGroup, Any]] = []
     for asset, signature in signed:
         for group, leader in groups:
-            evidence = media_match(leader, signature, thresholds)
+            evidence = media_match(leader, signature, thresholds, checks.between(group.original.pk, asset.pk))
             if evidence.matched:
                 group.copies.append({"asset": asset, "via": VIA_LABELS.get(evidence.via, evidence.via),
                                      "distance": evidence.distance, "first_posted": first_posted.get(asset.sha256)})
                 break
         else:
             groups.append((CopyGroup(asset), signature))
+    checks.save()
     found = [group for group, _ in groups if group.copies]
     for group in found:
         group.original.first_posted = first_posted.get(group.original.sha256)

@@ -161,7 +161,7 @@ def test_media_clusters_do_not_chain(dataset):
     post(b, 1, media=[near])
     post(c, 2, media=[chained])
     result = media_clusters_rebuild(max_distance=10)
-    assert result == {"pictures": 3, "clusters": 2, "with_copies": 1}
+    assert result == {"pictures": 3, "clusters": 2, "with_copies": 1, "pictures_read_for_keypoints": 0}
     assert first.cluster_membership.cluster == near.cluster_membership.cluster
     assert chained.cluster_membership.cluster != first.cluster_membership.cluster
     cluster = first.cluster_membership.cluster
@@ -195,7 +195,8 @@ def test_media_clusters_build_keeps_no_transaction_open_while_it_groups(dataset)
             seen.append(other.execute("SELECT state, backend_xmin FROM pg_stat_activity WHERE pid = %s",
                                       [pid]).fetchone())
 
-        assert media_clusters_rebuild(progress=look) == {"pictures": 3, "clusters": 2, "with_copies": 1}
+        assert media_clusters_rebuild(progress=look) == {"pictures": 3, "clusters": 2, "with_copies": 1,
+                                                         "pictures_read_for_keypoints": 0}
     assert seen == [("idle", None)]
 
 

@@ -114,7 +114,8 @@ def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, se
     index_searches = []
     knn_within = selectors.knn_within
     monkeypatch.setattr(selectors, "knn_within", lambda *a, **kw: index_searches.append(kw) or knn_within(*a, **kw))
-    matches = {m.asset.original_name: m for m in media_similar(user=cast["investigator"], signature=probe)}
+    matches = {m.asset.original_name: m for m in media_similar(user=cast["investigator"], signature=probe,
+                                                                          picture=tmp_path / "original.jpg")}
     assert bool(index_searches) == (scan_max_rows == 0)
     assert set(matches) == {"original.jpg", "mirrored_cropped.jpg", "bannered.jpg"}
     assert matches["mirrored_cropped.jpg"].via.endswith("mirror") and matches["original.jpg"].distance == 0

@@ -65,7 +65,8 @@ class Command(BaseCommand):
             hashes = compute_hashes(image, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
         except UnreadableImage as exc:
             return {"image": str(image), "error": str(exc)}
-        matches = media_similar(user=_CommandLineUser(), signature=hashes.signature, max_distance=max_distance)
+        matches = media_similar(user=_CommandLineUser(), signature=hashes.signature, picture=image,
+                                max_distance=max_distance)
         return {"image": str(image), "matches": [
             {
                 "sha256": m.asset.sha256,

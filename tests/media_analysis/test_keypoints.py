@@ -1,0 +1,189 @@
+"""The keypoint check on matches that rest on the central region alone: real copies pass it, unrelated pictures
+do not, and lookups, media clusters and case files use it, each pair's pictures read once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageOps
+
+from accounts.demo.images import add_banner, meme
+from media_analysis.keypoints import UNDECIDED, agreement, confirmed, keypoints
+from media_analysis.matching import Thresholds, media_match, signature
+from tests.media_analysis.test_matching import _crop, _jpeg, _square
+
+COPIES = {
+    "crop 8% per side": (lambda im: _crop(im, 0.08, 0.06, 0.08, 0.07), False),
+    "banner": (lambda im: add_banner(im, "#share #truth"), False),
+    "meme text and jpeg 30": (lambda im: _jpeg(meme(im, "when he tweets", "at 3am again"), 30), False),
+    "mirror and crop": (lambda im: ImageOps.mirror(_crop(im, 0.06, 0.08, 0.05, 0.06)), True),
+    "grayscale, crop and half size": (lambda im: ImageOps.grayscale(_crop(im, 0.05, 0.05, 0.07, 0.05)).convert("RGB")
+                                      .resize((170, 180)), False),
+}
+
+
+@pytest.mark.parametrize("alteration", COPIES)
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket", "camera"])
+def test_copies_share_keypoints_and_other_photographs_do_not(name, alteration):
+    change, mirrored = COPIES[alteration]
+    original = keypoints(_square(name))
+    copy = keypoints(change(_square(name)), mirrored=mirrored)
+    assert agreement(copy, original) >= 12, alteration
+    assert agreement(keypoints(change(_square(name)), mirrored=not mirrored), original) < 12  # the wrong way round
+    for other in {"astronaut", "coffee", "rocket", "camera", "motorcycle"} - {name}:
+        assert agreement(copy, keypoints(_square(other))) < 12, other
+
+
+def test_a_photograph_pasted_into_two_different_pictures_is_not_a_copy():
+    """The same photograph placed at opposite corners of two backgrounds shares every one of its keypoints,
+    but no copy's transform carries one picture onto the other: the photograph's centre would move by half
+    the picture."""
+    photograph = _square("astronaut", 200)
+    first, second = _square("moon", 400), _square("moon", 400).rotate(180)
+    first.paste(photograph, (10, 10))
+    second.paste(photograph, (190, 190))
+    assert agreement(keypoints(first), keypoints(second)) < 12
+
+
+def test_a_flat_picture_cannot_refute_a_match():
+    flat = Image.new("RGB", (400, 400), (90, 140, 200))
+    assert agreement(keypoints(flat), keypoints(_square("coffee"))) == UNDECIDED
+    assert confirmed(UNDECIDED, 12) and confirmed(12, 12) and not confirmed(11, 12)
+
+
+def test_media_match_asks_the_check_only_when_the_central_region_alone_agrees():
+    original = signature(_square("rocket"))
+    cropped = signature(_crop(_square("rocket"), 0.08, 0.06, 0.08, 0.07))
+    asked: list[bool] = []
+
+    def refuse(mirrored: bool) -> bool:
+        asked.append(mirrored)
+        return False
+
+    assert _by_centre(media_match(cropped, original).via)
+    assert not media_match(cropped, original, confirm=refuse).matched and asked == [False]
+    assert _by_centre(media_match(cropped, original, confirm=lambda mirrored: True).via)
+    asked.clear()
+    resized = signature(_square("rocket").resize((200, 200)))
+    assert media_match(resized, original, confirm=refuse).via == "phash" and asked == []
+    # Two signatures agreeing need no third opinion: a trusted PDQ beside the central region.
+    loose = Thresholds(phash=0, centre=64, pdq=128, pdq_min_quality=0)
+    assert _by_centre(media_match(cropped, original, loose, confirm=refuse).via) and asked == []
+
+
+def _by_centre(via: str) -> bool:
+    return via.split("-")[0] in {"centre", "trimmed"}  # the central region, plain or without its banner
+
+
+def _store(tmp_path: Path, pictures: dict[str, Image.Image]) -> dict:
+    from media_analysis.models import MediaAsset
+    from media_analysis.services import media_assets_register, media_file_store, media_hash_batch, media_hash_claim
+
+    stored = []
+    for name, image in pictures.items():
+        path = tmp_path / f"{name}.jpg"
+        image.save(path, quality=90)
+        stored.append((media_file_store(path=path), path.name))
+    media_assets_register(files=stored)
+    while ids := media_hash_claim(limit=10):
+        media_hash_batch(asset_ids=ids)
+    return {a.original_name.removesuffix(".jpg"): a for a in MediaAsset.objects.all()}
+
+
+@pytest.fixture
+def loose_centre(tmp_path, settings):
+    """The central-region threshold loosened until an unrelated photograph matches by it, as happens at the
+    default threshold once a collection holds tens of thousands of pictures."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.CENTRE_MATCH_DISTANCE = 50
+    pictures = {
+        "original": _square("rocket"),
+        "cropped": _crop(_square("rocket"), 0.08, 0.06, 0.07, 0.08),
+        "mirrored_captioned": ImageOps.mirror(meme(_square("rocket"), "look at this", "")),
+        "stranger": _square("coins"),
+    }
+    assets = _store(tmp_path, pictures)
+    from media_analysis.selectors import stored_signature
+
+    signatures = {name: stored_signature(asset) for name, asset in assets.items()}
+    # Without the check, the stranger is a copy by its central region.
+    assert _by_centre(media_match(signatures["stranger"], signatures["original"]).via)
+    assert _by_centre(media_match(signatures["cropped"], signatures["original"]).via)
+    return tmp_path, assets
+
+
+@pytest.mark.django_db
+def test_media_clusters_keep_an_unrelated_picture_out_and_remember_each_check(loose_centre, settings):
+    from media_analysis.models import KeypointCheck
+    from media_analysis.services import media_clusters_rebuild
+
+    _, assets = loose_centre
+
+    def members() -> dict[str, int]:
+        return {name: asset.cluster_membership.cluster.centre_id for name, asset in
+                ((n, type(a).objects.get(pk=a.pk)) for n, a in assets.items())}
+
+    first = media_clusters_rebuild()
+    grouped = members()
+    assert grouped["cropped"] == grouped["mirrored_captioned"] == grouped["original"] == assets["original"].pk
+    assert grouped["stranger"] == assets["stranger"].pk
+    assert first["pictures_read_for_keypoints"] >= 2
+    checks = {(c.first_id, c.second_id): c.agreement for c in KeypointCheck.objects.all()}
+    stranger_pair = tuple(sorted((assets["stranger"].pk, assets["original"].pk)))
+    assert 0 <= checks[stranger_pair] < 12
+    assert checks[tuple(sorted((assets["cropped"].pk, assets["original"].pk)))] >= 12
+
+    # The next build reads no picture: the verdicts are kept (the files are gone, and nothing changes).
+    for asset in assets.values():
+        (Path(settings.MEDIA_ROOT) / asset.file.name).unlink()
+    second = media_clusters_rebuild()
+    assert second["pictures_read_for_keypoints"] == 0 and members() == grouped
+    assert KeypointCheck.objects.count() == len(checks)
+
+    # With the check turned off, the stranger joins: the check is what kept it out.
+    settings.CENTRE_CONFIRM_KEYPOINTS = 0
+    media_clusters_rebuild()
+    assert members()["stranger"] == assets["original"].pk
+
+
+@pytest.mark.django_db
+def test_a_picture_whose_file_is_gone_keeps_its_match_and_is_checked_again_later(loose_centre, settings):
+    from media_analysis.models import KeypointCheck
+    from media_analysis.services import media_clusters_rebuild
+
+    _, assets = loose_centre
+    (Path(settings.MEDIA_ROOT) / assets["stranger"].file.name).unlink()
+    media_clusters_rebuild()
+    assets["stranger"].refresh_from_db()
+    assert assets["stranger"].cluster_membership.cluster.centre_id == assets["original"].pk
+    assert not KeypointCheck.objects.filter(first=assets["stranger"]).exists()
+    assert not KeypointCheck.objects.filter(second=assets["stranger"]).exists()
+
+
+@pytest.mark.django_db
+def test_lookups_show_copies_and_leave_out_unrelated_pictures(loose_centre, cast, client):
+    from media_analysis.hashing import compute_hashes
+    from media_analysis.selectors import media_similar
+
+    tmp_path, assets = loose_centre
+    probe = tmp_path / "original.jpg"
+    hashes = compute_hashes(probe, max_pixels=10**7)
+    by_file = {m.asset.original_name for m in media_similar(user=cast["investigator"], signature=hashes.signature,
+                                                           picture=probe)}
+    assert by_file == {"original.jpg", "cropped.jpg", "mirrored_captioned.jpg"}
+    by_asset = {m.asset.original_name for m in media_similar(user=cast["investigator"], signature=hashes.signature,
+                                                            picture=assets["original"].pk)}
+    assert by_asset == by_file
+    unchecked = {m.asset.original_name for m in media_similar(user=cast["investigator"], signature=hashes.signature,
+                                                             picture=None)}
+    assert "stranger.jpg" in unchecked
+
+    # The page of a stored picture and the lookup page (an upload) say the same.
+    client.force_login(cast["investigator"])
+    page = client.get(f"/media/{assets['original'].pk}/").content.decode()
+    assert assets["cropped"].sha256[:12] in page and assets["stranger"].sha256[:12] not in page
+    with probe.open("rb") as upload:
+        response = client.post("/api/media/lookup/", {"image": upload})
+    copies = {assets[name].sha256 for name in ("original", "cropped", "mirrored_captioned")}
+    assert {m["asset"]["sha256"] for m in response.json()} == copies
