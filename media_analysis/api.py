@@ -54,6 +54,9 @@ class SimilarMediaSerializer(serializers.Serializer):
     first_posted_at = serializers.DateTimeField(allow_null=True)
     sightings = SightingSerializer(many=True)
     avatar_of = serializers.ListField(child=serializers.CharField(), help_text="Handles using it as a profile picture")
+    keypoints = serializers.IntegerField(
+        allow_null=True, help_text="For a match by the central region alone: keypoints the two pictures share under a "
+        "copy's transform (-1: too little texture to tell); null when the check was not needed")
 
 
 class LookupSerializer(serializers.Serializer):

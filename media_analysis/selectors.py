@@ -54,6 +54,7 @@ class SimilarMedia:
     sightings: list[Sighting] = field(default_factory=list)
     avatar_of: list[str] = field(default_factory=list)
     first_seen: bool = False
+    keypoints: int | None = None  # keypoints in agreement, when the keypoint check was asked (media_analysis.keypoints)
 
     @property
     def first_posted_at(self) -> datetime | None:
@@ -201,8 +202,10 @@ def media_similar(
         evidence = media_match(signature, stored, thresholds, confirm)
         if evidence.matched:
             trusted = min(stored.pdq_quality, signature.pdq_quality) >= thresholds.pdq_min_quality
+            probe = picture if isinstance(picture, int) else None
+            count = checks.counts.get((probe, asset.pk)) if TIER.get(evidence.via) == 1 else None
             matches.append(SimilarMedia(asset, int(asset.phash_distance), hamming(signature.pdq, stored.pdq) if trusted else None,
-                                        evidence.via, evidence.distance))
+                                        evidence.via, evidence.distance, keypoints=count))
     checks.save()
     _attach_sightings(matches)
     matches.sort(key=lambda m: (TIER.get(m.via, 3), m.distance, m.asset.pk))

@@ -208,6 +208,7 @@ class KeypointChecks:
                           KeypointCheck.objects.values_list("first_id", "second_id", "mirrored", "agreement").iterator()}
         self._keypoints: OrderedDict[tuple[int | None, bool], Keypoints | None] = OrderedDict()
         self.pictures_read = 0
+        self.counts: dict[tuple[int | None, int], int] = {}  # (a, b) as asked (a None for the probe): keypoints in agreement
 
     def between(self, a: int, b: int) -> Callable[[bool], bool] | None:
         """The `confirm` that media_match takes, for two stored pictures (None when the check is turned off)."""
@@ -222,7 +223,10 @@ class KeypointChecks:
     def confirms(self, a: int | None, b: int, *, mirrored: bool) -> bool:
         if a is None:
             mine, theirs = self._picture(None, mirrored), self._picture(b, False)
-            return mine is None or theirs is None or confirmed(agreement(mine, theirs), self.minimum)
+            if mine is None or theirs is None:
+                return True
+            count = self.counts[a, b] = agreement(mine, theirs)
+            return confirmed(count, self.minimum)
         key = (min(a, b), max(a, b), mirrored)
         count = self.known.get(key)
         if count is None and not self.preloaded:
@@ -235,6 +239,7 @@ class KeypointChecks:
             if first is None or second is None:
                 return True
             count = self.known[key] = self.new[key] = agreement(first, second)
+        self.counts[a, b] = count
         return confirmed(count, self.minimum)
 
     def _picture(self, asset: int | None, mirrored: bool) -> Keypoints | None:

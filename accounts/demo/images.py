@@ -68,11 +68,15 @@ def procedural_scene(rng: np.random.Generator, size: int = SIZE) -> Image.Image:
     grain = rng.integers(-8, 9, size=(size, size, 3), dtype=np.int16)
     image = np.asarray(small.resize((size, size), Image.Resampling.BILINEAR), dtype=np.int16) + grain
     scene = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
-    # A fragment of a real photograph gives natural texture and edges.
-    fragment_size = int(rng.integers(size // 3, int(size * 0.7)))
+    # A fragment of a real photograph gives natural texture and edges. There are only a few photographs, so
+    # each fragment is turned by an angle of its own: two scenes showing the same part of one photograph the
+    # same way up and at the same place would be one picture on two backgrounds, a copy.
+    fragment_size = int(rng.integers(size // 3, int(size * 0.6)))
     fragment = photo_crop(rng, PHOTO_NAMES[int(rng.integers(len(PHOTO_NAMES)))], fragment_size)
-    position = (int(rng.integers(0, size - fragment_size)), int(rng.integers(0, size - fragment_size)))
-    mask = Image.new("L", fragment.size, int(rng.integers(150, 256)))
+    angle = float(rng.uniform(0, 360))
+    mask = Image.new("L", fragment.size, int(rng.integers(150, 256))).rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    fragment = fragment.rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    position = (int(rng.integers(0, size - fragment.width + 1)), int(rng.integers(0, size - fragment.height + 1)))
     scene.paste(fragment, position, mask)
     return scene
 

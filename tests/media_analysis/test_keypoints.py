@@ -3,9 +3,12 @@ do not, and lookups, media clusters and case files use it, each pair's pictures 
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from PIL import Image, ImageOps
 
 from accounts.demo.images import add_banner, meme
@@ -170,9 +173,12 @@ def test_lookups_show_copies_and_leave_out_unrelated_pictures(loose_centre, cast
     tmp_path, assets = loose_centre
     probe = tmp_path / "original.jpg"
     hashes = compute_hashes(probe, max_pixels=10**7)
-    by_file = {m.asset.original_name for m in media_similar(user=cast["investigator"], signature=hashes.signature,
-                                                           picture=probe)}
+    matches = {m.asset.original_name: m for m in media_similar(user=cast["investigator"], signature=hashes.signature,
+                                                               picture=probe)}
+    by_file = set(matches)
     assert by_file == {"original.jpg", "cropped.jpg", "mirrored_captioned.jpg"}
+    # A match by the central region says how many keypoints agree; a whole-picture match needed no check.
+    assert matches["cropped.jpg"].keypoints >= 12 and matches["original.jpg"].keypoints is None
     by_asset = {m.asset.original_name for m in media_similar(user=cast["investigator"], signature=hashes.signature,
                                                             picture=assets["original"].pk)}
     assert by_asset == by_file
@@ -184,7 +190,18 @@ def test_lookups_show_copies_and_leave_out_unrelated_pictures(loose_centre, cast
     client.force_login(cast["investigator"])
     page = client.get(f"/media/{assets['original'].pk}/").content.decode()
     assert assets["cropped"].sha256[:12] in page and assets["stranger"].sha256[:12] not in page
+    assert "keypoints agree" in page
     with probe.open("rb") as upload:
         response = client.post("/api/media/lookup/", {"image": upload})
-    copies = {assets[name].sha256 for name in ("original", "cropped", "mirrored_captioned")}
-    assert {m["asset"]["sha256"] for m in response.json()} == copies
+    found = {m["asset"]["sha256"]: m for m in response.json()}
+    assert set(found) == {assets[name].sha256 for name in ("original", "cropped", "mirrored_captioned")}
+    assert found[assets["cropped"].sha256]["keypoints"] == matches["cropped.jpg"].keypoints
+
+    # The command line too, in its JSON and its lines.
+    out = io.StringIO()
+    call_command("find_similar", str(probe), "--json", stdout=out)
+    listed = {m["sha256"]: m for m in json.loads(out.getvalue())[0]["matches"]}
+    assert set(listed) == set(found) and listed[assets["cropped"].sha256]["keypoints"] >= 12
+    out = io.StringIO()
+    call_command("find_similar", str(probe), stdout=out)
+    assert f"{matches['cropped.jpg'].keypoints} keypoints agree" in out.getvalue()

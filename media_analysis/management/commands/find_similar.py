@@ -48,6 +48,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"{result['image']}: {len(result['matches'])} matches")
                 for match in result["matches"]:
                     flag = " (first seen)" if match["first_seen"] else ""
+                    if match["keypoints"] is not None:
+                        flag = (f", {match['keypoints']} keypoints agree" if match["keypoints"] >= 0
+                                else ", too plain for a keypoint check") + flag
                     self.stdout.write(f"  {match['sha256'][:12]} pHash {match['phash_distance']:>2} "
                                       f"PDQ {match['pdq_distance'] if match['pdq_distance'] is not None else '-':>3} "
                                       f"matched by {match['matched_by']} ({match['distance']} bits){flag}")
@@ -75,6 +78,7 @@ class Command(BaseCommand):
                 "matched_by": m.via,
                 "distance": m.distance,
                 "first_seen": m.first_seen,
+                "keypoints": m.keypoints,
                 "avatar_of": m.avatar_of,
                 "posts": [{"post": s.post_url, "account": s.handle, "platform": s.platform,
                            "posted_at": s.posted_at.isoformat()} for s in m.sightings],
