@@ -205,3 +205,17 @@ def test_lookups_show_copies_and_leave_out_unrelated_pictures(loose_centre, cast
     out = io.StringIO()
     call_command("find_similar", str(probe), stdout=out)
     assert f"{matches['cropped.jpg'].keypoints} keypoints agree" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_case_file_copy_groups_keep_an_unrelated_picture_out(loose_centre):
+    from investigator.casefile.figures import copy_groups
+    from media_analysis.models import KeypointCheck, MediaAsset
+
+    _, assets = loose_centre
+    groups = copy_groups(list(MediaAsset.objects.order_by("pk")), [], {})
+    assert len(groups) == 1 and groups[0].original == assets["original"]
+    copies = {c["asset"].original_name: c for c in groups[0].copies}
+    assert set(copies) == {"cropped.jpg", "mirrored_captioned.jpg"}
+    assert copies["cropped.jpg"]["keypoints"] >= 12
+    assert KeypointCheck.objects.get(first=assets["original"], second=assets["stranger"]).agreement < 12  # kept
