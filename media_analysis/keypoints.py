@@ -13,8 +13,8 @@ Measured on the labelled set (benchmarks/bench_matching.py): real copies matched
 have at least 12 such keypoints in all but 3 of 487 pairs (those three are nearly flat pictures, see below);
 unrelated pairs that the central region matched have 0–10.
 
-A picture with almost no texture (a flat colour, a soft gradient) has too few keypoints for the check to say
-anything; the signature's verdict then stands.
+Two pictures with almost no texture (a flat colour, a soft gradient) have too few keypoints for the check to
+say anything, and so do a plain picture and a much larger textured one; the signature's verdict then stands.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ from PIL import Image, ImageOps
 
 WORKING_SIDE = 480  # both pictures are compared at this size (longest side), so a resized copy meets its original at one scale
 FEATURES = 2000  # ORB keypoints per picture: with fewer, the corners of caption text crowd out the picture's own
-MIN_KEYPOINTS = 50  # below this in either picture, the check cannot tell and the signature's verdict stands
+# A picture with fewer keypoints than this in its central region (the middle 70% each way, where the signature
+# matched: captions and banners along the edges bring keypoints of their own) is plain there. Two plain
+# pictures cannot be told apart by keypoints, and neither can a plain picture and a larger textured one
+# (a copy shrunk to under SHRUNK of the other's size loses its fine detail): the signature's verdict stands.
+# A plain picture beside a textured one of about its size is not its copy.
+PLAIN = 25
+SHRUNK = 0.7
 RATIO = 0.8  # Lowe's ratio test: a keypoint's best match must be clearly better than its second best
 REPROJECTION_PIXELS = 5.0
 # A copy's transform: no rotation, the same width give or take a crop of 10% a side (or a resize after it),
@@ -47,16 +53,24 @@ class Keypoints:
     descriptors: np.ndarray  # (n, 32) uint8
     width: int
     height: int
+    side: int  # the picture's longest side as stored, before any reduced decoding or the working size
 
     def __len__(self) -> int:
         return len(self.points)
+
+    @property
+    def central(self) -> int:
+        """Keypoints in the middle 70% of the picture each way."""
+        x, y = self.points[:, 0] / self.width, self.points[:, 1] / self.height
+        return int(((abs(x - 0.5) <= 0.35) & (abs(y - 0.5) <= 0.35)).sum())
 
 
 _orb = None
 
 
-def keypoints(image: Image.Image, *, mirrored: bool = False) -> Keypoints:
-    """ORB keypoints of a picture (or of its mirror image) at the working size."""
+def keypoints(image: Image.Image, *, mirrored: bool = False, side: int | None = None) -> Keypoints:
+    """ORB keypoints of a picture (or of its mirror image) at the working size. `side` is the stored picture's
+    longest side when `image` was decoded at reduced size."""
     global _orb  # noqa: PLW0603 (one detector per process; creating it costs more than a small picture's keypoints)
     grey = np.asarray(ImageOps.grayscale(image))
     scale = WORKING_SIDE / max(grey.shape)
@@ -67,9 +81,10 @@ def keypoints(image: Image.Image, *, mirrored: bool = False) -> Keypoints:
     if _orb is None:
         _orb = cv2.ORB_create(nfeatures=FEATURES)
     found, descriptors = _orb.detectAndCompute(grey, None)
+    side = side or max(image.size)
     if descriptors is None:
-        return Keypoints(np.empty((0, 2), np.float32), np.empty((0, 32), np.uint8), size[0], size[1])
-    return Keypoints(np.float32([k.pt for k in found]).reshape(-1, 2), descriptors, size[0], size[1])
+        return Keypoints(np.empty((0, 2), np.float32), np.empty((0, 32), np.uint8), size[0], size[1], side)
+    return Keypoints(np.float32([k.pt for k in found]).reshape(-1, 2), descriptors, size[0], size[1], side)
 
 
 def _matcher() -> cv2.FlannBasedMatcher:
@@ -82,6 +97,8 @@ def _matcher() -> cv2.FlannBasedMatcher:
 def _carried(source: Keypoints, target: Keypoints) -> int:
     """How many of source's keypoints one copy-like transform carries onto matching keypoints of target
     (0 when the best transform is not a copy's)."""
+    if len(source) < 3 or len(target) < 3:
+        return 0
     pairs = _matcher().knnMatch(source.descriptors, target.descriptors, k=2)
     good = [pair[0] for pair in pairs if len(pair) == 2 and pair[0].distance < RATIO * pair[1].distance]
     if len(good) < 3:
@@ -105,8 +122,11 @@ def _carried(source: Keypoints, target: Keypoints) -> int:
 
 def agreement(a: Keypoints, b: Keypoints) -> int:
     """Keypoints that a copy's transform carries from one picture onto the other, the better of the two ways
-    round; UNDECIDED when either picture has too few keypoints to tell."""
-    if len(a) < MIN_KEYPOINTS or len(b) < MIN_KEYPOINTS:
+    round; UNDECIDED when keypoints cannot tell (see PLAIN)."""
+    plain = [k for k in (a, b) if k.central < PLAIN]
+    if len(plain) == 2:
+        return UNDECIDED
+    if plain and plain[0].side < SHRUNK * (b if plain[0] is a else a).side:
         return UNDECIDED
     cv2.setRNGSeed(0x5EED)  # LSH tables and RANSAC draw at random: the same pair always gets the same count
     return max(_carried(a, b), _carried(b, a))

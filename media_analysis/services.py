@@ -255,7 +255,8 @@ class KeypointChecks:
         found = None
         if path is not None:
             try:
-                found = keypoints(load_rgb(path, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)[0], mirrored=mirrored)
+                image, _, size = load_rgb(path, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
+                found = keypoints(image, mirrored=mirrored, side=max(size))
                 self.pictures_read += 1
             except UnreadableImage as exc:
                 logger.warning("keypoint check: picture %s cannot be read (%s); its match stands", asset or path, exc)

@@ -50,9 +50,15 @@ def test_a_photograph_pasted_into_two_different_pictures_is_not_a_copy():
     assert agreement(keypoints(first), keypoints(second)) < 12
 
 
-def test_a_flat_picture_cannot_refute_a_match():
-    flat = Image.new("RGB", (400, 400), (90, 140, 200))
-    assert agreement(keypoints(flat), keypoints(_square("coffee"))) == UNDECIDED
+def test_plain_pictures_cannot_refute_a_match_unless_beside_a_textured_one_of_their_size():
+    flat, sky = Image.new("RGB", (400, 400), (90, 140, 200)), Image.linear_gradient("L").convert("RGB")
+    assert agreement(keypoints(flat), keypoints(sky)) == UNDECIDED  # both plain
+    # A copy shrunk to half size loses the fine detail its original had.
+    assert agreement(keypoints(flat.resize((180, 180))), keypoints(_square("coffee"))) == UNDECIDED
+    # At the same size, a plain picture is not a copy of a textured one.
+    assert agreement(keypoints(flat), keypoints(_square("coffee"))) == 0
+    # A picture decoded at reduced size counts at its stored size.
+    assert agreement(keypoints(flat.resize((180, 180)), side=400), keypoints(_square("coffee"))) == 0
     assert confirmed(UNDECIDED, 12) and confirmed(12, 12) and not confirmed(11, 12)
 
 
