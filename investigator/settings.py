@@ -240,6 +240,8 @@ CENTRE_MATCH_DISTANCE = env_int("CENTRE_MATCH_DISTANCE", 26, minimum=0, maximum=
 # A pair matched by the central region alone (no other signature agrees) must also share at least this many
 # keypoints under a copy's transform (media_analysis.keypoints); 0 turns the check off.
 CENTRE_CONFIRM_KEYPOINTS = env_int("CENTRE_CONFIRM_KEYPOINTS", 12, minimum=0, maximum=1000)
+# Whole-picture pHash matches farther than this many bits (and within PHASH_MATCH_DISTANCE) get that check too.
+PHASH_CONFIRM_BEYOND = env_int("PHASH_CONFIRM_BEYOND", 6, minimum=0, maximum=64)
 # Image lookups scan an exact copy of the hash columns held in each process (about 80 bytes per picture: the
 # pHash, central-region and PDQ words and an id beside each, so 80 MB at a million) up to this many stored
 # pictures, and use the HNSW indexes beyond (media_analysis.hash_scan).

@@ -11,11 +11,12 @@ So every picture carries several signatures, and a pair matches when any of them
   for PDQ to be trusted (quality ≥ PDQ_MIN_QUALITY).
 
 A pair that only the central region matches is coarse evidence (unrelated pictures come within its
-threshold about once in 50,000 pairs), so wherever the pictures are at hand it is checked once more,
-keypoint by keypoint (media_analysis.keypoints).
+threshold about once in 50,000 pairs), and so is a whole-picture pHash near its threshold, so wherever
+the pictures are at hand such a pair is checked once more, keypoint by keypoint
+(media_analysis.keypoints).
 
 The thresholds live in settings (PHASH_MATCH_DISTANCE, CENTRE_MATCH_DISTANCE, PDQ_MATCH_DISTANCE,
-CENTRE_CONFIRM_KEYPOINTS) and were chosen with benchmarks/bench_matching.py, which prints recall and
+CENTRE_CONFIRM_KEYPOINTS, PHASH_CONFIRM_BEYOND) and were chosen with benchmarks/bench_matching.py, which prints recall and
 precision per alteration.
 """
 
@@ -57,11 +58,12 @@ class Thresholds:
     centre: int
     pdq: int
     pdq_min_quality: int
+    phash_sure: int = 6  # a whole-picture match farther than this is checked like a central-region one
 
     @classmethod
     def from_settings(cls) -> Thresholds:
         return cls(settings.PHASH_MATCH_DISTANCE, settings.CENTRE_MATCH_DISTANCE, settings.PDQ_MATCH_DISTANCE,
-                   settings.PDQ_MIN_QUALITY)
+                   settings.PDQ_MIN_QUALITY, settings.PHASH_CONFIRM_BEYOND)
 
 
 def bits(array: np.ndarray) -> str:
@@ -153,17 +155,19 @@ def media_match(a: Signature, b: Signature, thresholds: Thresholds | None = None
     """Do two signatures show the same picture (either may be the altered one)? The closest agreeing
     signature says how.
 
-    When the central region is the only signature that agrees (not the whole picture, not a trusted PDQ),
-    `confirm` is asked, with whether the match is a mirrored one, and the pair matches only if it says yes:
-    callers holding the pictures pass a keypoint check (media_analysis.keypoints)."""
+    A match that rests on one coarse signature alone — the central region, or the whole-picture pHash
+    farther than `phash_sure` bits — with no trusted PDQ agreeing, is put to `confirm` (with whether it is
+    a mirrored match), and stands only if it says yes: callers holding the pictures pass a keypoint check
+    (media_analysis.keypoints). Without `confirm`, the signatures decide alone."""
     t = thresholds or Thresholds.from_settings()
-    whole = min((hamming(a.phash, b.phash), "phash"), (hamming(a.phash_flip, b.phash), "phash-mirror"))
-    if whole[0] <= t.phash:
-        return MatchEvidence(True, whole[1], whole[0])
     pdq = None
     if a.pdq_quality >= t.pdq_min_quality and b.pdq_quality >= t.pdq_min_quality:
         pdq = min((hamming(a.pdq, b.pdq), "pdq"), (hamming(a.pdq_flip, b.pdq), "pdq-mirror"))
         pdq = pdq if pdq[0] <= t.pdq else None
+    whole = min((hamming(a.phash, b.phash), "phash"), (hamming(a.phash_flip, b.phash), "phash-mirror"))
+    if whole[0] <= t.phash and (whole[0] <= t.phash_sure or pdq is not None or confirm is None
+                                or confirm(whole[1].endswith("mirror"))):
+        return MatchEvidence(True, whole[1], whole[0])
     centre = min(_centre_distance(a, b), _centre_distance(b, a))
     if centre[0] <= t.centre and (pdq is not None or confirm is None or confirm(centre[1].endswith("mirror"))):
         return MatchEvidence(True, centre[1], centre[0])

@@ -105,7 +105,7 @@ class MediaClusterMember(models.Model):
 
 class KeypointCheck(models.Model):
     """How many keypoints two stored pictures share under a copy's transform (media_analysis.keypoints), for a
-    pair only the central region matched. Kept so that the next media-cluster build or case file need not read
+    pair matched on one coarse signature alone. Kept so that the next media-cluster build or case file need not read
     the pictures again; a picture's content never changes under its id (content-addressed storage)."""
 
     first = models.ForeignKey(MediaAsset, on_delete=models.CASCADE, related_name="+")

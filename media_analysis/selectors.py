@@ -203,7 +203,7 @@ def media_similar(
         if evidence.matched:
             trusted = min(stored.pdq_quality, signature.pdq_quality) >= thresholds.pdq_min_quality
             probe = picture if isinstance(picture, int) else None
-            count = checks.counts.get((probe, asset.pk)) if TIER.get(evidence.via) == 1 else None
+            count = None if evidence.via.startswith("pdq") else checks.counts.get((probe, asset.pk))
             matches.append(SimilarMedia(asset, int(asset.phash_distance), hamming(signature.pdq, stored.pdq) if trusted else None,
                                         evidence.via, evidence.distance, keypoints=count))
     checks.save()

@@ -183,8 +183,9 @@ def known_sources_add(*, paths: list[Path], label: str, note: str = "", user: ob
 
 
 class KeypointChecks:
-    """Keypoint checks (media_analysis.keypoints) of pairs that only the central region matches, between stored
-    pictures and optionally an outside picture (an image lookup's probe). Verdicts between stored pictures are
+    """Keypoint checks (media_analysis.keypoints) of pairs matched on one coarse signature alone (see
+    media_analysis.matching.media_match), between stored pictures and optionally an outside picture (an image
+    lookup's probe). Verdicts between stored pictures are
     read from and kept in KeypointCheck rows (`save`), so each pair's pictures are read once, ever. A stored
     picture that cannot be read (its file gone) cannot refute its match: the signature's verdict stands, and
     nothing is kept, so the next check tries again.
@@ -297,9 +298,10 @@ def media_clusters_rebuild(
     directly: a chain of small changes (A~B~C) cannot drag an unrelated picture in, and a picture with
     thousands of copies still has one centre, however many copies sit near it.
 
-    A picture that only the central region places with a centre must also pass the keypoint check
-    (media_analysis.keypoints), which reads both pictures the first time and keeps its verdict
-    (KeypointCheck), so a rebuild reads only pictures in pairs it has not seen.
+    A picture placed with a centre on one coarse signature alone (the central region, or the whole-picture
+    pHash near its threshold) must also pass the keypoint check (media_analysis.keypoints), which reads both
+    pictures the first time and keeps its verdict (KeypointCheck), so a rebuild reads only pictures in pairs
+    it has not seen.
 
     One build runs at a time: a second one calls `waiting` and starts when the first is done, so it groups
     the pictures as they are then. The grouping (minutes at a million pictures) reads the signatures a
@@ -338,7 +340,7 @@ def media_clusters_rebuild(
         checks.save()
         parameters = {"max_distance": max_distance, "max_pdq_distance": max_pdq_distance, "neighbours": neighbours,
                       "pdq_min_quality": settings.PDQ_MIN_QUALITY, "centre_distance": thresholds.centre,
-                      "centre_confirm_keypoints": checks.minimum}
+                      "centre_confirm_keypoints": checks.minimum, "phash_confirm_beyond": thresholds.phash_sure}
         with transaction.atomic():
             _media_clusters_store(members, parameters)
     sizes = Counter(centre for _, centre, _, _ in members)
@@ -559,9 +561,9 @@ class CentreIndex:
         return [(positions[q], owners[r]) for q, r in zip(queries_hit.tolist(), rows[queries_hit, ranks].tolist(), strict=True)]
 
     def _better(self, best: tuple | None, asset: int, signature: Signature, centres: Iterable[int]) -> tuple | None:
-        """The best of the best match so far and these centres, by the signatures. A match by the central region
-        alone must also pass the keypoint check, which reads pictures: it is asked in order of rank, only
-        while a match could still win."""
+        """The best of the best match so far and these centres, by the signatures. A match on one coarse
+        signature alone must also pass the keypoint check, which reads pictures: it is asked in order of rank,
+        only while a match could still win."""
         ranked = []
         for centre in centres:
             evidence = media_match(signature, self.signatures[centre], self.thresholds)
@@ -570,11 +572,11 @@ class CentreIndex:
         for rank, centre, evidence in sorted(ranked, key=lambda found: found[0]):
             if best is not None and rank >= best[0]:
                 break  # the rest rank lower still
-            if self.checks is not None and rank[0] == self.TIER["centre"]:
+            if self.checks is not None:  # media_match asks the check only of a match that needs it
                 evidence = media_match(signature, self.signatures[centre], self.thresholds, self.checks.between(asset, centre))
                 if not evidence.matched:
                     continue
-                rank = (self.TIER[evidence.via.split("-")[0]], evidence.distance, centre)  # PDQ, if the check refused
+                rank = (self.TIER[evidence.via.split("-")[0]], evidence.distance, centre)  # lower, if the check refused
             if best is None or rank < best[0]:
                 best = (rank, centre, evidence)
         return best

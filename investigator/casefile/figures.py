@@ -12,7 +12,7 @@ from accounts.models import Account, CoordinationEdge, Post
 from accounts.selectors import SIGNAL_LABELS
 from media_analysis.matching import Thresholds, media_match
 from media_analysis.models import MediaAsset
-from media_analysis.selectors import TIER, VIA_LABELS, stored_signature
+from media_analysis.selectors import VIA_LABELS, stored_signature
 from media_analysis.services import KeypointChecks
 
 NETWORK_MAX_NODES = 150
@@ -139,8 +139,8 @@ def copy_groups(media: list[MediaAsset], posts: list[Post], media_of_post: dict[
             evidence = media_match(leader, signature, thresholds, checks.between(group.original.pk, asset.pk))
             if evidence.matched:
                 group.copies.append({"asset": asset, "via": VIA_LABELS.get(evidence.via, evidence.via),
-                                     "keypoints": checks.counts.get((group.original.pk, asset.pk))
-                                     if TIER.get(evidence.via) == 1 else None,
+                                     "keypoints": None if evidence.via.startswith("pdq")
+                                     else checks.counts.get((group.original.pk, asset.pk)),
                                      "distance": evidence.distance, "first_posted": first_posted.get(asset.sha256)})
                 break
         else:

@@ -225,3 +225,41 @@ def test_case_file_copy_groups_keep_an_unrelated_picture_out(loose_centre):
     assert set(copies) == {"cropped.jpg", "mirrored_captioned.jpg"}
     assert copies["cropped.jpg"]["keypoints"] >= 12
     assert KeypointCheck.objects.get(first=assets["original"], second=assets["stranger"]).agreement < 12  # kept
+
+
+def test_a_whole_picture_match_near_its_threshold_is_checked_too():
+    original, other = signature(_square("rocket")), signature(_square("coins"))
+    asked: list[bool] = []
+
+    def refuse(mirrored: bool) -> bool:
+        asked.append(mirrored)
+        return False
+
+    loose = Thresholds(phash=40, centre=0, pdq=0, pdq_min_quality=101, phash_sure=6)
+    assert media_match(other, original, loose).via.startswith("phash")  # the signatures alone: a copy
+    assert not media_match(other, original, loose, confirm=refuse).matched and len(asked) == 1
+    sure = Thresholds(phash=40, centre=0, pdq=0, pdq_min_quality=101, phash_sure=40)
+    assert media_match(other, original, sure, confirm=refuse).matched and len(asked) == 1  # close enough: not asked
+
+
+@pytest.mark.django_db
+def test_media_clusters_check_whole_picture_matches_near_the_threshold(tmp_path, settings):
+    from media_analysis.services import media_clusters_rebuild
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.PHASH_MATCH_DISTANCE = 32  # loosened until an unrelated photograph matches by its whole picture
+    assets = _store(tmp_path, {"original": _square("rocket"), "recompressed": _jpeg(_square("rocket"), 40),
+                               "stranger": _square("coins")})
+    from media_analysis.selectors import stored_signature
+
+    evidence = media_match(stored_signature(assets["stranger"]), stored_signature(assets["original"]))
+    assert evidence.via.startswith("phash") and evidence.distance > settings.PHASH_CONFIRM_BEYOND
+
+    def centre_of(name: str) -> int:
+        return type(assets[name]).objects.get(pk=assets[name].pk).cluster_membership.cluster.centre_id
+
+    media_clusters_rebuild()
+    assert centre_of("recompressed") == assets["original"].pk and centre_of("stranger") == assets["stranger"].pk
+    settings.PHASH_CONFIRM_BEYOND = 32
+    media_clusters_rebuild()
+    assert centre_of("stranger") == assets["original"].pk
