@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from accounts.demo.images import add_banner, meme
 from media_analysis.keypoints import UNDECIDED, agreement, confirmed, keypoints
 from media_analysis.matching import Thresholds, media_match, signature
-from tests.media_analysis.test_matching import _crop, _jpeg, _square
+from tests.media_analysis.test_matching import _crop, _jpeg, _square, store_pictures
 
 COPIES = {
     "crop 8% per side": (lambda im: _crop(im, 0.08, 0.06, 0.08, 0.07), False),
@@ -86,21 +86,6 @@ def _by_centre(via: str) -> bool:
     return via.split("-")[0] in {"centre", "trimmed"}  # the central region, plain or without its banner
 
 
-def _store(tmp_path: Path, pictures: dict[str, Image.Image]) -> dict:
-    from media_analysis.models import MediaAsset
-    from media_analysis.services import media_assets_register, media_file_store, media_hash_batch, media_hash_claim
-
-    stored = []
-    for name, image in pictures.items():
-        path = tmp_path / f"{name}.jpg"
-        image.save(path, quality=90)
-        stored.append((media_file_store(path=path), path.name))
-    media_assets_register(files=stored)
-    while ids := media_hash_claim(limit=10):
-        media_hash_batch(asset_ids=ids)
-    return {a.original_name.removesuffix(".jpg"): a for a in MediaAsset.objects.all()}
-
-
 @pytest.fixture
 def loose_centre(tmp_path, settings):
     """The central-region threshold loosened until an unrelated photograph matches by it, as happens at the
@@ -113,7 +98,7 @@ def loose_centre(tmp_path, settings):
         "mirrored_captioned": ImageOps.mirror(meme(_square("rocket"), "look at this", "")),
         "stranger": _square("coins"),
     }
-    assets = _store(tmp_path, pictures)
+    assets = store_pictures(tmp_path, pictures)
     from media_analysis.selectors import stored_signature
 
     signatures = {name: stored_signature(asset) for name, asset in assets.items()}
@@ -248,7 +233,7 @@ def test_media_clusters_check_whole_picture_matches_near_the_threshold(tmp_path,
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.PHASH_MATCH_DISTANCE = 32  # loosened until an unrelated photograph matches by its whole picture
-    assets = _store(tmp_path, {"original": _square("rocket"), "recompressed": _jpeg(_square("rocket"), 40),
+    assets = store_pictures(tmp_path, {"original": _square("rocket"), "recompressed": _jpeg(_square("rocket"), 40),
                                "stranger": _square("coins")})
     from media_analysis.selectors import stored_signature
 

@@ -75,21 +75,30 @@ def test_banner_is_trimmed_and_a_photograph_is_left_alone():
     assert trim_banners(Image.new("RGB", (300, 300), "white")).size == (300, 300)  # all flat: nothing to cut
 
 
+def store_pictures(folder, pictures: dict[str, Image.Image]) -> dict:
+    """Save each picture as NAME.jpg in folder, store and hash it as an import would: the assets by NAME."""
+    from media_analysis.models import MediaAsset
+    from media_analysis.services import media_assets_register, media_file_store, media_hash_batch, media_hash_claim
+
+    stored = []
+    for name, image in pictures.items():
+        path = folder / f"{name}.jpg"
+        image.save(path, quality=90)
+        stored.append((media_file_store(path=path), path.name))
+    media_assets_register(files=stored)
+    while ids := media_hash_claim(limit=10):
+        media_hash_batch(asset_ids=ids)
+    return {a.original_name.removesuffix(".jpg"): a for a in MediaAsset.objects.all()}
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("scan_max_rows", [5_000_000, 0], ids=["in-memory scan", "HNSW indexes"])
 def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, settings, cast, scan_max_rows,
                                                                     monkeypatch):
     from media_analysis import selectors
     from media_analysis.hashing import compute_hashes
-    from media_analysis.models import MediaAsset
     from media_analysis.selectors import media_similar
-    from media_analysis.services import (
-        media_assets_register,
-        media_clusters_rebuild,
-        media_file_store,
-        media_hash_batch,
-        media_hash_claim,
-    )
+    from media_analysis.services import media_clusters_rebuild
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.MEDIA_SCAN_MAX_ROWS = scan_max_rows
@@ -99,15 +108,7 @@ def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, se
         "bannered": add_banner(_square("rocket"), "#truth"),
         "other": _square("coffee"),
     }
-    stored = []
-    for name, image in files.items():
-        path = tmp_path / f"{name}.jpg"
-        image.save(path, quality=90)
-        stored.append((media_file_store(path=path), path.name))
-    media_assets_register(files=stored)
-    while ids := media_hash_claim(limit=10):
-        media_hash_batch(asset_ids=ids)
-    assets = {a.original_name.removesuffix(".jpg"): a for a in MediaAsset.objects.all()}
+    assets = store_pictures(tmp_path, files)
     assert all(a.hash_state == "done" and a.signature and a.centre for a in assets.values())
 
     probe = compute_hashes(tmp_path / "original.jpg", max_pixels=10**7).signature
