@@ -55,8 +55,9 @@ class SimilarMediaSerializer(serializers.Serializer):
     sightings = SightingSerializer(many=True)
     avatar_of = serializers.ListField(child=serializers.CharField(), help_text="Handles using it as a profile picture")
     keypoints = serializers.IntegerField(
-        allow_null=True, help_text="For a match by the central region alone: keypoints the two pictures share under a "
-        "copy's transform (-1: too little texture to tell); null when the check was not needed")
+        allow_null=True, help_text="For a match on one coarse signature alone (the central region, or the whole-picture "
+        "pHash near its threshold): keypoints the two pictures share under a copy's transform (-1: too plain to "
+        "tell); null when no check was needed")
 
 
 class LookupSerializer(serializers.Serializer):

@@ -11,13 +11,13 @@ So every picture carries several signatures, and a pair matches when any of them
   for PDQ to be trusted (quality ≥ PDQ_MIN_QUALITY).
 
 A pair that only the central region matches is coarse evidence (unrelated pictures come within its
-threshold about once in 50,000 pairs), and so is a whole-picture pHash near its threshold, so wherever
+threshold about once in 100,000 pairs), and so is a whole-picture pHash near its threshold, so wherever
 the pictures are at hand such a pair is checked once more, keypoint by keypoint
 (media_analysis.keypoints).
 
 The thresholds live in settings (PHASH_MATCH_DISTANCE, CENTRE_MATCH_DISTANCE, PDQ_MATCH_DISTANCE,
-CENTRE_CONFIRM_KEYPOINTS, PHASH_CONFIRM_BEYOND) and were chosen with benchmarks/bench_matching.py, which prints recall and
-precision per alteration.
+CENTRE_CONFIRM_KEYPOINTS, PHASH_CONFIRM_BEYOND) and were chosen with benchmarks/bench_matching.py, which
+prints recall and precision per alteration.
 """
 
 from __future__ import annotations

@@ -105,13 +105,13 @@ class MediaClusterMember(models.Model):
 
 class KeypointCheck(models.Model):
     """How many keypoints two stored pictures share under a copy's transform (media_analysis.keypoints), for a
-    pair matched on one coarse signature alone. Kept so that the next media-cluster build or case file need not read
-    the pictures again; a picture's content never changes under its id (content-addressed storage)."""
+    pair matched on one coarse signature alone. Kept so that the next media-cluster build or case file need not
+    read the pictures again; a picture's content never changes under its id (content-addressed storage)."""
 
     first = models.ForeignKey(MediaAsset, on_delete=models.CASCADE, related_name="+")
     second = models.ForeignKey(MediaAsset, on_delete=models.CASCADE, related_name="+")
     mirrored = models.BooleanField(help_text="Whether one picture was mirrored for the comparison")
-    agreement = models.SmallIntegerField(help_text="Keypoints in agreement; -1 when a picture has too few to tell")
+    agreement = models.SmallIntegerField(help_text="Keypoints in agreement; -1 when the pictures are too plain to tell")
     checked_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -176,8 +176,9 @@ def media_similar(
 
     Candidates come from the HNSW indexes (media_candidates); each is then checked with every signature
     (media_analysis.matching.media_match), so mirrored, cropped and captioned copies are found while
-    unrelated pictures are not. A candidate matched by the central region alone must also pass the keypoint
-    check against `picture`, the probe's file or its stored asset's id (None: no picture to check with).
+    unrelated pictures are not. A candidate matched on one coarse signature alone must also pass the keypoint
+    check (media_match says when) against `picture`, the probe's file or its stored asset's id (None: no
+    picture to check with). `keypoints` on a match says how many agreed, when the check was asked.
     max_distance overrides the whole-picture pHash threshold. Each match lists the posts that carry it,
     and the earliest copy is marked first seen.
     """

@@ -185,14 +185,13 @@ def known_sources_add(*, paths: list[Path], label: str, note: str = "", user: ob
 class KeypointChecks:
     """Keypoint checks (media_analysis.keypoints) of pairs matched on one coarse signature alone (see
     media_analysis.matching.media_match), between stored pictures and optionally an outside picture (an image
-    lookup's probe). Verdicts between stored pictures are
-    read from and kept in KeypointCheck rows (`save`), so each pair's pictures are read once, ever. A stored
-    picture that cannot be read (its file gone) cannot refute its match: the signature's verdict stands, and
-    nothing is kept, so the next check tries again.
+    lookup's probe). Verdicts between stored pictures are read from and kept in KeypointCheck rows (`save`),
+    so each pair's pictures are read once, ever. A stored picture that cannot be read (its file gone) cannot
+    refute its match: the signature's verdict stands, and nothing is kept, so the next check tries again.
 
     Not thread-safe: one per build, case file or request."""
 
-    KEPT = 4096  # pictures whose keypoints are held at once (about 80 KB each)
+    KEPT = 1024  # pictures whose keypoints are held at once (up to 80 KB each)
 
     def __init__(self, *, probe: Path | None = None, preload: bool = False) -> None:
         from collections import OrderedDict
@@ -210,6 +209,7 @@ class KeypointChecks:
         self._keypoints: OrderedDict[tuple[int | None, bool], Keypoints | None] = OrderedDict()
         self.pictures_read = 0
         self.counts: dict[tuple[int | None, int], int] = {}  # (a, b) as asked (a None for the probe): keypoints in agreement
+        self._probe_counts: dict[tuple[int, bool], int] = {}
 
     def between(self, a: int, b: int) -> Callable[[bool], bool] | None:
         """The `confirm` that media_match takes, for two stored pictures (None when the check is turned off)."""
@@ -222,11 +222,14 @@ class KeypointChecks:
         return lambda mirrored: self.confirms(None, asset, mirrored=mirrored)
 
     def confirms(self, a: int | None, b: int, *, mirrored: bool) -> bool:
-        if a is None:
-            mine, theirs = self._picture(None, mirrored), self._picture(b, False)
-            if mine is None or theirs is None:
-                return True
-            count = self.counts[a, b] = agreement(mine, theirs)
+        if a is None:  # the probe: nothing to keep, but media_match may ask twice (whole picture, then centre)
+            count = self._probe_counts.get((b, mirrored))
+            if count is None:
+                mine, theirs = self._picture(None, mirrored), self._picture(b, False)
+                if mine is None or theirs is None:
+                    return True
+                count = self._probe_counts[b, mirrored] = agreement(mine, theirs)
+            self.counts[a, b] = count
             return confirmed(count, self.minimum)
         key = (min(a, b), max(a, b), mirrored)
         count = self.known.get(key)

@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('mirrored', models.BooleanField(help_text='Whether one picture was mirrored for the comparison')),
-                ('agreement', models.SmallIntegerField(help_text='Keypoints in agreement; -1 when a picture has too few to tell')),
+                ('agreement', models.SmallIntegerField(help_text='Keypoints in agreement; -1 when the pictures are too plain to tell')),
                 ('checked_at', models.DateTimeField(auto_now_add=True)),
                 ('first', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='media_analysis.mediaasset')),
                 ('second', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='media_analysis.mediaasset')),
