@@ -154,7 +154,7 @@ def evaluate(bases_signatures, altered, thresholds, check: int = 0) -> dict[str,
     return results
 
 
-def distractor_matches(count: int, thresholds, check: int, centre_limits=(18, 20, 22, 24, 26)) -> dict:
+def distractor_matches(count: int, thresholds, check: int, centre_limits=(20, 22, 24, 26, 28, 30)) -> dict:
     """Pairs of unrelated pictures that match, among `count` of the demo's unique pictures (smooth random
     colour fields, each with a turned fragment of one of the bundled photographs pasted in: accounts.demo.images
     .procedural_scene). The labelled set above has 52 bases, about 1,300 unrelated pairs per alteration; a

@@ -235,8 +235,9 @@ PDQ_MIN_QUALITY = env_int("PDQ_MIN_QUALITY", 50, minimum=0, maximum=100)
 PDQ_MATCH_DISTANCE = env_int("PDQ_MATCH_DISTANCE", 31, minimum=0, maximum=128)
 # Two pictures are copies when their 64-bit pHashes differ in at most this many bits (or their trusted PDQs match).
 PHASH_MATCH_DISTANCE = env_int("PHASH_MATCH_DISTANCE", 10, minimum=0, maximum=32)
-# The same for the pHash of the central 70% of each picture (crops, banners and captions along the edges).
-CENTRE_MATCH_DISTANCE = env_int("CENTRE_MATCH_DISTANCE", 26, minimum=0, maximum=64)
+# The same for the pHash of the central 70% of each picture (crops, banners and captions along the edges). 28
+# relies on the keypoint check below for its precision: without the check, 26 is the better choice.
+CENTRE_MATCH_DISTANCE = env_int("CENTRE_MATCH_DISTANCE", 28, minimum=0, maximum=64)
 # A pair matched by the central region alone (no other signature agrees) must also share at least this many
 # keypoints under a copy's transform (media_analysis.keypoints); 0 turns the check off.
 CENTRE_CONFIRM_KEYPOINTS = env_int("CENTRE_CONFIRM_KEYPOINTS", 12, minimum=0, maximum=1000)

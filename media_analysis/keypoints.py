@@ -2,7 +2,7 @@
 whole-picture pHash near its threshold (media_analysis.matching.media_match says when).
 
 The central-region signature (media_analysis.matching) is what finds cropped and captioned copies, but it is a
-coarse summary: among N unrelated pictures about 10⁻⁵ of the N²/2 pairs come within its threshold
+coarse summary: among N unrelated pictures about 3×10⁻⁵ of the N²/2 pairs come within its threshold
 (benchmarks/bench_matching.py --distractors), so in a large collection every picture would gain a few false
 copies. Where the central region is the only signature that agrees, the two pictures are therefore compared
 point by point: ORB keypoints (OpenCV) matched between them, and a RANSAC fit of one similarity transform

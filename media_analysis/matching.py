@@ -11,7 +11,7 @@ So every picture carries several signatures, and a pair matches when any of them
   for PDQ to be trusted (quality ≥ PDQ_MIN_QUALITY).
 
 A pair that only the central region matches is coarse evidence (unrelated pictures come within its
-threshold about once in 100,000 pairs), and so is a whole-picture pHash near its threshold, so wherever
+threshold about three times in 100,000 pairs), and so is a whole-picture pHash near its threshold, so wherever
 the pictures are at hand such a pair is checked once more, keypoint by keypoint
 (media_analysis.keypoints).
 
