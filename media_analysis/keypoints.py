@@ -14,7 +14,7 @@ The whole-picture pHash has a tail of its own: in the demo's 14,400 pictures, ab
 sit at 8–10 bits (its threshold is 10), while real copies at that distance share 66 keypoints or more.
 
 Measured on the labelled set (benchmarks/bench_matching.py): real copies matched through the central region
-have at least 12 such keypoints in all but 3 of 487 pairs (those three are nearly flat pictures, see below);
+have at least 12 such keypoints in all but 3 of 487 pairs at 26 bits (those three are nearly flat pictures);
 unrelated pairs that the central region matched have 0–10.
 
 Two pictures with almost no texture (a flat colour, a soft gradient) have too few keypoints for the check to
