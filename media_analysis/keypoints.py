@@ -24,6 +24,7 @@ say anything, and so do a plain picture and a much larger textured one; the sign
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -69,22 +70,21 @@ class Keypoints:
         return int(((abs(x - 0.5) <= 0.35) & (abs(y - 0.5) <= 0.35)).sum())
 
 
-_orb = None
+_local = threading.local()  # one detector per thread: creating it costs more than a small picture's keypoints
 
 
 def keypoints(image: Image.Image, *, mirrored: bool = False, side: int | None = None) -> Keypoints:
     """ORB keypoints of a picture (or of its mirror image) at the working size. `side` is the stored picture's
     longest side when `image` was decoded at reduced size."""
-    global _orb  # noqa: PLW0603 (one detector per process; creating it costs more than a small picture's keypoints)
     grey = np.asarray(ImageOps.grayscale(image))
     scale = WORKING_SIDE / max(grey.shape)
     size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
     grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     if mirrored:
         grey = np.ascontiguousarray(grey[:, ::-1])
-    if _orb is None:
-        _orb = cv2.ORB_create(nfeatures=FEATURES)
-    found, descriptors = _orb.detectAndCompute(grey, None)
+    if not hasattr(_local, "orb"):
+        _local.orb = cv2.ORB_create(nfeatures=FEATURES)
+    found, descriptors = _local.orb.detectAndCompute(grey, None)
     side = side or max(image.size)
     if descriptors is None:
         return Keypoints(np.empty((0, 2), np.float32), np.empty((0, 32), np.uint8), size[0], size[1], side)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import secrets
 import shutil
 from collections import Counter
@@ -232,12 +233,9 @@ class KeypointChecks:
             self.counts[a, b] = count
             return confirmed(count, self.minimum)
         key = (min(a, b), max(a, b), mirrored)
+        if key not in self.known and not self.preloaded:
+            self._stored(key)
         count = self.known.get(key)
-        if count is None and not self.preloaded:
-            from media_analysis.models import KeypointCheck
-
-            count = KeypointCheck.objects.filter(first_id=key[0], second_id=key[1], mirrored=mirrored).values_list(
-                "agreement", flat=True).first()
         if count is None:
             first, second = self._picture(key[0], mirrored), self._picture(key[1], False)
             if first is None or second is None:
@@ -256,18 +254,64 @@ class KeypointChecks:
         else:
             name = MediaAsset.objects.filter(pk=asset).values_list("file", flat=True).first()
             path = Path(settings.MEDIA_ROOT) / name if name else None
-        found = None
-        if path is not None:
-            try:
-                image, _, size = load_rgb(path, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
-                found = keypoints(image, mirrored=mirrored, side=max(size))
-                self.pictures_read += 1
-            except UnreadableImage as exc:
-                logger.warning("keypoint check: picture %s cannot be read (%s); its match stands", asset or path, exc)
+        return self._keep(key, self._read(path, mirrored, asset))
+
+    def _read(self, path: Path | None, mirrored: bool, label: object) -> Keypoints | None:
+        """A picture's keypoints from its file (None when it cannot be read). Thread-safe."""
+        if path is None:
+            return None
+        try:
+            image, _, size = load_rgb(path, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
+        except UnreadableImage as exc:
+            logger.warning("keypoint check: picture %s cannot be read (%s); its match stands", label or path, exc)
+            return None
+        self.pictures_read += 1  # an int's += is atomic enough for a count under the GIL
+        return keypoints(image, mirrored=mirrored, side=max(size))
+
+    def _keep(self, key: tuple[int | None, bool], found: Keypoints | None) -> Keypoints | None:
         self._keypoints[key] = found
         if len(self._keypoints) > self.KEPT:
             self._keypoints.popitem(last=False)
         return found
+
+    def prefetch(self, pairs: Iterable[tuple[int, int, bool]]) -> None:
+        """Check these pairs of stored pictures now, side by side on every core (OpenCV and Pillow let go of
+        the GIL), so that `confirms` finds their verdicts. For the many pairs of a media-cluster build; the
+        verdicts are the same as one at a time."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self.minimum == 0:
+            return
+        todo = sorted({(min(a, b), max(a, b), mirrored) for a, b, mirrored in pairs} - self.known.keys())
+        if not self.preloaded:
+            todo = [key for key in todo if not self._stored(key)]
+        if len(todo) < 2:
+            return
+        wanted = list(dict.fromkeys(side for first, second, mirrored in todo for side in ((first, mirrored), (second, False))))
+        names = dict(MediaAsset.objects.filter(pk__in={asset for asset, _ in wanted}).values_list("pk", "file"))
+        pictures = {key: self._keypoints[key] for key in wanted if key in self._keypoints}
+        missing = [key for key in wanted if key not in pictures]
+        workers = min(len(missing) + len(todo), os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            found = pool.map(lambda key: self._read(Path(settings.MEDIA_ROOT) / names[key[0]] if key[0] in names else None,
+                                                    key[1], key[0]), missing)
+            pictures.update(zip(missing, found, strict=True))
+            counts = pool.map(lambda key: None if pictures[key[0], key[2]] is None or pictures[key[1], False] is None
+                              else agreement(pictures[key[0], key[2]], pictures[key[1], False]), todo)
+            for key, count in zip(todo, counts, strict=True):
+                if count is not None:  # a picture that cannot be read: left to `confirms`, which lets it stand
+                    self.known[key] = self.new[key] = count
+        for key in missing[-self.KEPT:]:
+            self._keep(key, pictures[key])
+
+    def _stored(self, key: tuple[int, int, bool]) -> bool:
+        from media_analysis.models import KeypointCheck
+
+        count = KeypointCheck.objects.filter(first_id=key[0], second_id=key[1], mirrored=key[2]).values_list(
+            "agreement", flat=True).first()
+        if count is not None:
+            self.known[key] = count
+        return count is not None
 
     def save(self) -> int:
         """Keep the verdicts reached since the last save. Returns how many."""
@@ -501,6 +545,7 @@ class CentreIndex:
             for name in stage:
                 for position, centre in self._search(name, [(i, probes[i][name]) for i in pending]):
                     candidates[position].add(centre)
+            self._prefetch([(batch[i][0], signatures[i], candidates[i] - checked[i], best[i]) for i in pending])
             for i in pending:
                 best[i] = self._better(best[i], batch[i][0], signatures[i], candidates[i] - checked[i])
                 checked[i] |= candidates[i]
@@ -562,6 +607,27 @@ class CentreIndex:
         owners = self.owner[name]
         queries_hit, ranks = np.nonzero(hits)
         return [(positions[q], owners[r]) for q, r in zip(queries_hit.tolist(), rows[queries_hit, ranks].tolist(), strict=True)]
+
+    def _prefetch(self, pictures: list[tuple[int, Signature, set[int], tuple | None]]) -> None:
+        """Put the pairs that _better may ask about to the keypoint check beforehand, all at once and side by side
+        (KeypointChecks.prefetch): per picture, its matching centres in order of rank, while they rank above its
+        best match so far, down to the first that needs no check."""
+        if self.checks is None or self.checks.minimum == 0:
+            return
+        pairs = []
+        for asset, signature, centres, best in pictures:
+            ranked = []
+            for centre in centres:
+                asked: list[bool] = []
+                evidence = media_match(signature, self.signatures[centre], self.thresholds,
+                                       lambda mirrored, asked=asked: asked.append(mirrored) or True)
+                if evidence.matched:
+                    ranked.append(((self.TIER[evidence.via.split("-")[0]], evidence.distance, centre), asked))
+            for rank, asked in sorted(ranked):
+                if (best is not None and rank >= best[0]) or not asked:
+                    break
+                pairs.append((asset, rank[2], asked[0]))
+        self.checks.prefetch(pairs)
 
     def _better(self, best: tuple | None, asset: int, signature: Signature, centres: Iterable[int]) -> tuple | None:
         """The best of the best match so far and these centres, by the signatures. A match on one coarse

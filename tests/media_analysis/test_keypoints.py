@@ -113,10 +113,15 @@ def loose_centre(tmp_path, settings):
 
 
 @pytest.mark.django_db
-def test_media_clusters_keep_an_unrelated_picture_out_and_remember_each_check(loose_centre, settings):
+@pytest.mark.parametrize("batch", [512, 1], ids=["one batch", "a batch a picture"])
+def test_media_clusters_keep_an_unrelated_picture_out_and_remember_each_check(loose_centre, settings, batch,
+                                                                              monkeypatch):
+    """With one picture a batch, each meets centres already in the index, and the pairs are checked side by
+    side before they are resolved (KeypointChecks.prefetch); within a batch, one at a time."""
     from media_analysis.models import KeypointCheck
-    from media_analysis.services import media_clusters_rebuild
+    from media_analysis.services import CentreIndex, media_clusters_rebuild
 
+    monkeypatch.setattr(CentreIndex, "BATCH", batch)
     _, assets = loose_centre
 
     def members() -> dict[str, int]:
@@ -252,3 +257,22 @@ def test_media_clusters_check_whole_picture_matches_near_the_threshold(tmp_path,
     settings.PHASH_CONFIRM_BEYOND = 32
     media_clusters_rebuild()
     assert centre_of("stranger") == assets["original"].pk
+
+
+@pytest.mark.django_db
+def test_checks_made_side_by_side_give_the_verdicts_of_checks_made_one_at_a_time(loose_centre):
+    from media_analysis.services import KeypointChecks
+
+    _, assets = loose_centre
+    original = assets["original"].pk
+    pairs = [(assets["cropped"].pk, original, False), (assets["stranger"].pk, original, False),
+             (assets["mirrored_captioned"].pk, original, True)]
+    together, one_by_one = KeypointChecks(), KeypointChecks()
+    together.prefetch(pairs)
+    for a, b, mirrored in pairs:
+        one_by_one.confirms(a, b, mirrored=mirrored)
+    assert len(together.new) == 3 and together.new == one_by_one.new
+    assert together.pictures_read == one_by_one.pictures_read
+    read = together.pictures_read
+    assert [together.confirms(a, b, mirrored=m) for a, b, m in pairs] == [True, False, True]
+    assert together.pictures_read == read  # nothing read twice
