@@ -193,6 +193,7 @@ class KeypointChecks:
     Not thread-safe: one per build, case file or request."""
 
     KEPT = 1024  # pictures whose keypoints are held at once (up to 80 KB each)
+    PREFETCH = 256  # pairs checked side by side at a time
 
     def __init__(self, *, probe: Path | None = None, preload: bool = False) -> None:
         from collections import OrderedDict
@@ -277,7 +278,8 @@ class KeypointChecks:
     def prefetch(self, pairs: Iterable[tuple[int, int, bool]]) -> None:
         """Check these pairs of stored pictures now, side by side on every core (OpenCV and Pillow let go of
         the GIL), so that `confirms` finds their verdicts. For the many pairs of a media-cluster build; the
-        verdicts are the same as one at a time."""
+        verdicts are the same as one at a time. PREFETCH pairs at a time, so that at most twice as many
+        pictures' keypoints are held at once."""
         from concurrent.futures import ThreadPoolExecutor
 
         if self.minimum == 0:
@@ -287,22 +289,25 @@ class KeypointChecks:
             todo = [key for key in todo if not self._stored(key)]
         if len(todo) < 2:
             return
-        wanted = list(dict.fromkeys(side for first, second, mirrored in todo for side in ((first, mirrored), (second, False))))
-        names = dict(MediaAsset.objects.filter(pk__in={asset for asset, _ in wanted}).values_list("pk", "file"))
-        pictures = {key: self._keypoints[key] for key in wanted if key in self._keypoints}
-        missing = [key for key in wanted if key not in pictures]
-        workers = min(len(missing) + len(todo), os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            found = pool.map(lambda key: self._read(Path(settings.MEDIA_ROOT) / names[key[0]] if key[0] in names else None,
-                                                    key[1], key[0]), missing)
-            pictures.update(zip(missing, found, strict=True))
-            counts = pool.map(lambda key: None if pictures[key[0], key[2]] is None or pictures[key[1], False] is None
-                              else agreement(pictures[key[0], key[2]], pictures[key[1], False]), todo)
-            for key, count in zip(todo, counts, strict=True):
-                if count is not None:  # a picture that cannot be read: left to `confirms`, which lets it stand
-                    self.known[key] = self.new[key] = count
-        for key in missing[-self.KEPT:]:
-            self._keep(key, pictures[key])
+        names = dict(MediaAsset.objects.filter(pk__in={asset for key in todo for asset in key[:2]})
+                     .values_list("pk", "file"))
+        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
+            for start in range(0, len(todo), self.PREFETCH):
+                chunk = todo[start:start + self.PREFETCH]
+                wanted = dict.fromkeys(side for first, second, mirrored in chunk for side in ((first, mirrored), (second, False)))
+                pictures = {key: self._keypoints[key] for key in wanted if key in self._keypoints}
+                missing = [key for key in wanted if key not in pictures]
+                found = pool.map(lambda key: self._read(Path(settings.MEDIA_ROOT) / names[key[0]] if key[0] in names
+                                                        else None, key[1], key[0]), missing)
+                pictures.update(zip(missing, found, strict=True))
+                counts = pool.map(lambda key, pictures=pictures: None if pictures[key[0], key[2]] is None
+                                  or pictures[key[1], False] is None
+                                  else agreement(pictures[key[0], key[2]], pictures[key[1], False]), chunk)
+                for key, count in zip(chunk, counts, strict=True):
+                    if count is not None:  # a picture that cannot be read: left to `confirms`, which lets it stand
+                        self.known[key] = self.new[key] = count
+                for key in missing:
+                    self._keep(key, pictures[key])
 
     def _stored(self, key: tuple[int, int, bool]) -> bool:
         from media_analysis.models import KeypointCheck

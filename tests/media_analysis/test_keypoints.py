@@ -260,9 +260,10 @@ def test_media_clusters_check_whole_picture_matches_near_the_threshold(tmp_path,
 
 
 @pytest.mark.django_db
-def test_checks_made_side_by_side_give_the_verdicts_of_checks_made_one_at_a_time(loose_centre):
+def test_checks_made_side_by_side_give_the_verdicts_of_checks_made_one_at_a_time(loose_centre, monkeypatch):
     from media_analysis.services import KeypointChecks
 
+    monkeypatch.setattr(KeypointChecks, "PREFETCH", 2)  # two rounds: two pairs, then one
     _, assets = loose_centre
     original = assets["original"].pk
     pairs = [(assets["cropped"].pk, original, False), (assets["stranger"].pk, original, False),
