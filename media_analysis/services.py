@@ -224,6 +224,7 @@ class KeypointChecks:
         return lambda mirrored: self.confirms(None, asset, mirrored=mirrored)
 
     def confirms(self, a: int | None, b: int, *, mirrored: bool) -> bool:
+        """Whether the keypoints of a (None: the probe), mirrored or not, and b confirm their match."""
         if a is None:  # the probe: nothing to keep, but media_match may ask twice (whole picture, then centre)
             count = self._probe_counts.get((b, mirrored))
             if count is None:
