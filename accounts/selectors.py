@@ -284,8 +284,15 @@ def cluster_shared_media(*, cluster: Cluster, limit: int = 12) -> list[SharedPic
             bucket.append(link.media)
         posted.setdefault(cid, set()).add(link.post.account.handle)
     media_clusters = MediaCluster.objects.in_bulk(list(found))
-    return [SharedPicture(media_clusters[cid], sorted(copies.get(cid, []), key=lambda m: m.cluster_membership.distance)[:6],
+    return [SharedPicture(media_clusters[cid], _shown_copies(copies.get(cid, []), media_clusters[cid].centre_id),
                           sorted(posted.get(cid, ())), found[cid]["first"]) for cid in found if cid in media_clusters]
+
+
+def _shown_copies(copies: list[MediaAsset], centre_id: int, shown: int = 6) -> list[MediaAsset]:
+    """The copies to show of a picture: the one closest to the picture's reference copy (itself, when it was
+    posted), then the most altered ones, which tell how the picture was changed."""
+    ordered = sorted(copies, key=lambda m: (m.pk != centre_id, m.cluster_membership.distance, m.pk))
+    return ordered[:1] + sorted(ordered[1:], key=lambda m: (-m.cluster_membership.distance, m.pk))[:shown - 1]
 
 
 @dataclass

@@ -101,6 +101,9 @@ class MediaClusterMember(models.Model):
     asset = models.OneToOneField(MediaAsset, on_delete=models.CASCADE, related_name="cluster_membership")
     distance = models.PositiveSmallIntegerField(default=0, help_text="Bits from the centre, of the signature in `via`")
     via = models.CharField(max_length=16, default="phash", help_text="Which signature placed it (media_analysis.matching)")
+    keypoints = models.SmallIntegerField(
+        null=True, blank=True,
+        help_text="Keypoints in agreement with the centre, when the keypoint check was asked (-1: too plain to tell)")
 
 
 class KeypointCheck(models.Model):

@@ -378,16 +378,17 @@ def media_clusters_rebuild(
             order = np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
         checks = KeypointChecks(preload=True)
         centres = CentreIndex(thresholds, neighbours=neighbours, checks=checks)
-        members: list[tuple[int, int, int, str]] = []  # asset, centre, distance, via
+        members: list[tuple[int, int, int, str, int | None]] = []  # asset, centre, distance, via, keypoints
         for start in range(0, len(order), CentreIndex.BATCH):
             ids = order[start:start + CentreIndex.BATCH].tolist()
             found = dict(MediaAsset.objects.filter(pk__in=ids, signature__isnull=False).values_list("pk", "signature"))
             batch = [(asset_id, Signature.from_json(found[asset_id])) for asset_id in ids if asset_id in found]
             for (asset_id, _), (centre, evidence) in zip(batch, centres.assign(batch), strict=True):
                 if evidence is None:
-                    members.append((asset_id, asset_id, 0, "phash"))
+                    members.append((asset_id, asset_id, 0, "phash", None))
                 else:
-                    members.append((asset_id, centre, evidence.distance, evidence.via))
+                    keypoints = None if evidence.via.startswith("pdq") else checks.counts.get((asset_id, centre))
+                    members.append((asset_id, centre, evidence.distance, evidence.via, keypoints))
             if progress:
                 progress(min(start + CentreIndex.BATCH, len(order)), len(order))
         checks.save()
@@ -396,7 +397,7 @@ def media_clusters_rebuild(
                       "centre_confirm_keypoints": checks.minimum, "phash_confirm_beyond": thresholds.phash_sure}
         with transaction.atomic():
             _media_clusters_store(members, parameters)
-    sizes = Counter(centre for _, centre, _, _ in members)
+    sizes = Counter(member[1] for member in members)
     return {"pictures": len(members), "clusters": len(sizes), "with_copies": sum(1 for n in sizes.values() if n > 1),
             "pictures_read_for_keypoints": checks.pictures_read}
 
@@ -419,7 +420,7 @@ def _clusters_lock(waiting: Callable[[], None] | None) -> Iterator[None]:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [_CLUSTERS_LOCK_KEY])
 
 
-def _media_clusters_store(members: list[tuple[int, int, int, str]], parameters: dict) -> None:
+def _media_clusters_store(members: list[tuple[int, int, int, str, int | None]], parameters: dict) -> None:
     """Replace the stored media clusters: the members go in by COPY and the clusters and their figures are made
     from them in SQL (a million members would take minutes as model instances). The old rows are deleted, not
     truncated, so pages keep reading them until this transaction commits."""
@@ -430,7 +431,7 @@ def _media_clusters_store(members: list[tuple[int, int, int, str]], parameters: 
         cursor.execute(f"DELETE FROM {members_table}")  # noqa: S608 (model table names)
         cursor.execute(f"DELETE FROM {clusters}")  # noqa: S608
         cursor.execute("CREATE TEMPORARY TABLE media_cluster_load (asset bigint, centre bigint, distance smallint, "
-                       "via text) ON COMMIT DROP")
+                       "via text, keypoints smallint) ON COMMIT DROP")
         with cursor.copy("COPY media_cluster_load FROM STDIN") as copy:
             for row in members:
                 copy.write_row(row)
@@ -438,8 +439,9 @@ def _media_clusters_store(members: list[tuple[int, int, int, str]], parameters: 
                   "SELECT centre, count(*), 0, 0, %s::jsonb, now() FROM media_cluster_load GROUP BY centre ORDER BY centre")
         cursor.execute(insert, [json.dumps(parameters)])
         cursor.execute(f"""
-            INSERT INTO {members_table} (cluster_id, asset_id, distance, via)
-            SELECT c.id, l.asset, l.distance, l.via FROM media_cluster_load l JOIN {clusters} c ON c.centre_id = l.centre
+            INSERT INTO {members_table} (cluster_id, asset_id, distance, via, keypoints)
+            SELECT c.id, l.asset, l.distance, l.via, l.keypoints FROM media_cluster_load l
+            JOIN {clusters} c ON c.centre_id = l.centre
             ORDER BY l.asset""")  # noqa: S608
         cursor.execute(f"""
             UPDATE {clusters} c SET first_posted_at = s.first_posted, last_posted_at = s.last_posted,

@@ -563,3 +563,27 @@ def test_band_pairs_finds_exactly_the_pairs_within_the_window():
     expected = {(x, y) for x in range(400) for y in range(x + 1, 400)
                 if key[x] == key[y] and abs(int(ms[x]) - int(ms[y])) <= 2_000}
     assert found == expected and len(i) == len(expected)  # each pair once, the window's edge included
+
+
+def test_a_cluster_page_shows_the_reference_copy_then_the_most_altered_ones(dataset, client, cast):
+    from accounts.models import Cluster, ClusterMember
+    from accounts.selectors import cluster_shared_media
+
+    base = "0110" * 16
+    reference = picture(base)
+    copies = [picture(flip(base, *range(bits))) for bits in (1, 1, 2, 2, 3, 4, 5, 6)]
+    a, b = account(dataset, "alpha"), account(dataset, "bravo")
+    post(a, 0, media=[reference])
+    post(b, 1, media=copies[:4])
+    post(a, 2, media=copies[4:])
+    media_clusters_rebuild()
+    run = DetectionRun.objects.create(dataset=dataset, status="succeeded")
+    cluster = Cluster.objects.create(detection_run=run, label="alpha and bravo", size=2)
+    for member in (a, b):
+        ClusterMember.objects.create(cluster=cluster, account=member)
+    [shared] = cluster_shared_media(cluster=cluster)
+    assert shared.copies[0] == reference
+    assert [m.cluster_membership.distance for m in shared.copies[1:]] == [6, 5, 4, 3, 2]
+    client.force_login(cast["investigator"])
+    page = client.get(f"/clusters/{cluster.pk}/").content.decode()
+    assert page.count("reference copy") == 1 and "6 bits (phash)" in page

@@ -130,6 +130,12 @@ def test_media_clusters_keep_an_unrelated_picture_out_and_remember_each_check(lo
 
     first = media_clusters_rebuild()
     grouped = members()
+    # Each member says how many keypoints agreed with its centre, when the check was asked.
+    for name, asset in assets.items():
+        member = type(asset).objects.get(pk=asset.pk).cluster_membership
+        asked = _by_centre(member.via) or (member.via.startswith("phash") and member.distance > settings.PHASH_CONFIRM_BEYOND)
+        assert (member.keypoints is not None) == asked, name
+    assert type(assets["cropped"]).objects.get(pk=assets["cropped"].pk).cluster_membership.keypoints >= 12
     assert grouped["cropped"] == grouped["mirrored_captioned"] == grouped["original"] == assets["original"].pk
     assert grouped["stranger"] == assets["stranger"].pk
     assert first["pictures_read_for_keypoints"] >= 2
