@@ -256,7 +256,9 @@ class KeypointChecks:
         else:
             name = MediaAsset.objects.filter(pk=asset).values_list("file", flat=True).first()
             path = Path(settings.MEDIA_ROOT) / name if name else None
-        return self._keep(key, self._read(path, mirrored, asset))
+        found = self._read(path, mirrored, asset)
+        self.pictures_read += found is not None
+        return self._keep(key, found)
 
     def _read(self, path: Path | None, mirrored: bool, label: object) -> Keypoints | None:
         """A picture's keypoints from its file (None when it cannot be read). Thread-safe."""
@@ -267,7 +269,6 @@ class KeypointChecks:
         except UnreadableImage as exc:
             logger.warning("keypoint check: picture %s cannot be read (%s); its match stands", label or path, exc)
             return None
-        self.pictures_read += 1  # an int's += is atomic enough for a count under the GIL
         return keypoints(image, mirrored=mirrored, side=max(size))
 
     def _keep(self, key: tuple[int | None, bool], found: Keypoints | None) -> Keypoints | None:
@@ -301,6 +302,7 @@ class KeypointChecks:
                 found = pool.map(lambda key: self._read(Path(settings.MEDIA_ROOT) / names[key[0]] if key[0] in names
                                                         else None, key[1], key[0]), missing)
                 pictures.update(zip(missing, found, strict=True))
+                self.pictures_read += sum(pictures[key] is not None for key in missing)
                 counts = pool.map(lambda key, pictures=pictures: None if pictures[key[0], key[2]] is None
                                   or pictures[key[1], False] is None
                                   else agreement(pictures[key[0], key[2]], pictures[key[1], False]), chunk)
