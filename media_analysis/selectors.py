@@ -190,21 +190,16 @@ def media_similar(
     with connection.cursor() as cursor:
         ids = media_candidates(cursor, signature, neighbours=candidates, thresholds=thresholds)
     assets = MediaAsset.objects.filter(pk__in=ids).annotate(phash_distance=HammingDistance("phash", signature.phash))
-    checks = KeypointChecks(probe=picture if isinstance(picture, Path) else None)
+    checks = KeypointChecks(probe=picture)
     matches = []
     for asset in assets:
         stored = stored_signature(asset)
         if stored is None:
             continue
-        if isinstance(picture, int):
-            confirm = checks.between(picture, asset.pk) if asset.pk != picture else None
-        else:
-            confirm = checks.with_probe(asset.pk)
-        evidence = media_match(signature, stored, thresholds, confirm)
+        evidence = media_match(signature, stored, thresholds, checks.with_probe(asset.pk))
         if evidence.matched:
             trusted = min(stored.pdq_quality, signature.pdq_quality) >= thresholds.pdq_min_quality
-            probe = picture if isinstance(picture, int) else None
-            count = None if evidence.via.startswith("pdq") else checks.counts.get((probe, asset.pk))
+            count = None if evidence.via.startswith("pdq") else checks.probe_count(asset.pk)
             matches.append(SimilarMedia(asset, int(asset.phash_distance), hamming(signature.pdq, stored.pdq) if trusted else None,
                                         evidence.via, evidence.distance, keypoints=count))
     checks.save()

@@ -9,7 +9,7 @@ import logging
 import os
 import secrets
 import shutil
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -24,7 +24,7 @@ from investigator.memory import few_collections
 from media_analysis.hashing import UnreadableImage, compute_hashes, load_rgb
 from media_analysis.keypoints import Keypoints, agreement, confirmed, keypoints
 from media_analysis.matching import MatchEvidence, Signature, Thresholds, media_match
-from media_analysis.models import HashState, MediaAsset, media_upload_path
+from media_analysis.models import HashState, KeypointCheck, MediaAsset, media_upload_path
 
 logger = logging.getLogger(__name__)
 
@@ -195,11 +195,7 @@ class KeypointChecks:
     KEPT = 1024  # pictures whose keypoints are held at once (up to 80 KB each)
     PREFETCH = 256  # pairs checked side by side at a time
 
-    def __init__(self, *, probe: Path | None = None, preload: bool = False) -> None:
-        from collections import OrderedDict
-
-        from media_analysis.models import KeypointCheck
-
+    def __init__(self, *, probe: Path | int | None = None, preload: bool = False) -> None:
         self.minimum = settings.CENTRE_CONFIRM_KEYPOINTS
         self.probe = probe
         self.known: dict[tuple[int, int, bool], int] = {}
@@ -218,10 +214,16 @@ class KeypointChecks:
         return None if self.minimum == 0 else lambda mirrored: self.confirms(a, b, mirrored=mirrored)
 
     def with_probe(self, asset: int) -> Callable[[bool], bool] | None:
-        """The same between the probe picture and a stored one."""
-        if self.minimum == 0 or self.probe is None:
+        """The same between the probe (a picture's file, or a stored picture's id) and a stored picture."""
+        if self.minimum == 0 or self.probe is None or self.probe == asset:
             return None
+        if isinstance(self.probe, int):
+            return self.between(self.probe, asset)
         return lambda mirrored: self.confirms(None, asset, mirrored=mirrored)
+
+    def probe_count(self, asset: int) -> int | None:
+        """Keypoints in agreement between the probe and a stored picture, if the check was asked."""
+        return self.counts.get((self.probe if isinstance(self.probe, int) else None, asset))
 
     def confirms(self, a: int | None, b: int, *, mirrored: bool) -> bool:
         """Whether the keypoints of a (None: the probe), mirrored or not, and b confirm their match."""
@@ -313,8 +315,6 @@ class KeypointChecks:
                     self._keep(key, pictures[key])
 
     def _stored(self, key: tuple[int, int, bool]) -> bool:
-        from media_analysis.models import KeypointCheck
-
         count = KeypointCheck.objects.filter(first_id=key[0], second_id=key[1], mirrored=key[2]).values_list(
             "agreement", flat=True).first()
         if count is not None:
@@ -323,8 +323,6 @@ class KeypointChecks:
 
     def save(self) -> int:
         """Keep the verdicts reached since the last save. Returns how many."""
-        from media_analysis.models import KeypointCheck
-
         rows = [KeypointCheck(first_id=first, second_id=second, mirrored=mirrored, agreement=count)
                 for (first, second, mirrored), count in self.new.items()]
         # A picture deleted meanwhile takes its pairs with it: keep the rest.
@@ -555,9 +553,10 @@ class CentreIndex:
             for name in stage:
                 for position, centre in self._search(name, [(i, probes[i][name]) for i in pending]):
                     candidates[position].add(centre)
-            self._prefetch([(batch[i][0], signatures[i], candidates[i] - checked[i], best[i]) for i in pending])
+            ranked = {i: self._ranked(signatures[i], candidates[i] - checked[i]) for i in pending}
+            self._prefetch([(batch[i][0], ranked[i], best[i]) for i in pending])
             for i in pending:
-                best[i] = self._better(best[i], batch[i][0], signatures[i], candidates[i] - checked[i])
+                best[i] = self._better(best[i], batch[i][0], signatures[i], ranked[i])
                 checked[i] |= candidates[i]
             pending = [i for i in pending if best[i] is None or best[i][0][0] != 0]
 
@@ -575,7 +574,7 @@ class CentreIndex:
                 if owners and stop > start:
                     distances = _hamming_matrix(probe_words[name][0][start:stop], new_vectors[name][: len(owners)])
                     near = {owners[column] for column in np.nonzero(distances <= self.limits[name])[1].tolist()}
-                    best[i] = self._better(best[i], asset_id, signature, near)
+                    best[i] = self._better(best[i], asset_id, signature, self._ranked(signature, near))
             if best[i] is None:
                 self.signatures[asset_id] = signature
                 for name, own in vectors[i].items():
@@ -618,40 +617,41 @@ class CentreIndex:
         queries_hit, ranks = np.nonzero(hits)
         return [(positions[q], owners[r]) for q, r in zip(queries_hit.tolist(), rows[queries_hit, ranks].tolist(), strict=True)]
 
-    def _prefetch(self, pictures: list[tuple[int, Signature, set[int], tuple | None]]) -> None:
+    def _ranked(self, signature: Signature, centres: Iterable[int]) -> list[tuple[tuple, int, MatchEvidence, bool | None]]:
+        """The centres the signatures match, best first: (rank, centre, evidence, and the `mirrored` the keypoint
+        check would be asked with, None when the match needs no check)."""
+        ranked = []
+        for centre in centres:
+            asked: list[bool] = []
+            evidence = media_match(signature, self.signatures[centre], self.thresholds,
+                                   lambda mirrored, asked=asked: asked.append(mirrored) or True)
+            if evidence.matched:
+                rank = (self.TIER[evidence.via.split("-")[0]], evidence.distance, centre)
+                ranked.append((rank, centre, evidence, asked[0] if asked else None))
+        return sorted(ranked, key=lambda found: found[0])
+
+    def _prefetch(self, pictures: list[tuple[int, list, tuple | None]]) -> None:
         """Put the pairs that _better may ask about to the keypoint check beforehand, all at once and side by side
-        (KeypointChecks.prefetch): per picture, its matching centres in order of rank, while they rank above its
-        best match so far, down to the first that needs no check."""
+        (KeypointChecks.prefetch): per picture, its ranked centres while they rank above its best match so far,
+        down to the first that needs no check."""
         if self.checks is None or self.checks.minimum == 0:
             return
         pairs = []
-        for asset, signature, centres, best in pictures:
-            ranked = []
-            for centre in centres:
-                asked: list[bool] = []
-                evidence = media_match(signature, self.signatures[centre], self.thresholds,
-                                       lambda mirrored, asked=asked: asked.append(mirrored) or True)
-                if evidence.matched:
-                    ranked.append(((self.TIER[evidence.via.split("-")[0]], evidence.distance, centre), asked))
-            for rank, asked in sorted(ranked):
-                if (best is not None and rank >= best[0]) or not asked:
+        for asset, ranked, best in pictures:
+            for rank, centre, _, mirrored in ranked:
+                if (best is not None and rank >= best[0]) or mirrored is None:
                     break
-                pairs.append((asset, rank[2], asked[0]))
+                pairs.append((asset, centre, mirrored))
         self.checks.prefetch(pairs)
 
-    def _better(self, best: tuple | None, asset: int, signature: Signature, centres: Iterable[int]) -> tuple | None:
-        """The best of the best match so far and these centres, by the signatures. A match on one coarse
-        signature alone must also pass the keypoint check, which reads pictures: it is asked in order of rank,
-        only while a match could still win."""
-        ranked = []
-        for centre in centres:
-            evidence = media_match(signature, self.signatures[centre], self.thresholds)
-            if evidence.matched:
-                ranked.append(((self.TIER[evidence.via.split("-")[0]], evidence.distance, centre), centre, evidence))
-        for rank, centre, evidence in sorted(ranked, key=lambda found: found[0]):
+    def _better(self, best: tuple | None, asset: int, signature: Signature, ranked: list) -> tuple | None:
+        """The best of the best match so far and these ranked centres (_ranked). A match on one coarse signature
+        alone must also pass the keypoint check, which reads pictures: it is asked in order of rank, only while
+        a match could still win."""
+        for rank, centre, evidence, mirrored in ranked:
             if best is not None and rank >= best[0]:
                 break  # the rest rank lower still
-            if self.checks is not None:  # media_match asks the check only of a match that needs it
+            if mirrored is not None and self.checks is not None:
                 evidence = media_match(signature, self.signatures[centre], self.thresholds, self.checks.between(asset, centre))
                 if not evidence.matched:
                     continue
