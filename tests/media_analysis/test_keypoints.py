@@ -16,14 +16,14 @@ from accounts.demo.images import add_banner, meme
 from media_analysis import keypoints as keypoints_module
 from media_analysis.keypoints import UNDECIDED, agreement, confirmed, keypoints
 from media_analysis.matching import Thresholds, media_match, signature
-from tests.media_analysis.test_matching import _crop, _jpeg, _square, store_pictures
+from tests.media_analysis.pictures import crop, jpeg, square, store_pictures
 
 COPIES = {
-    "crop 8% per side": (lambda im: _crop(im, 0.08, 0.06, 0.08, 0.07), False),
+    "crop 8% per side": (lambda im: crop(im, 0.08, 0.06, 0.08, 0.07), False),
     "banner": (lambda im: add_banner(im, "#share #truth"), False),
-    "meme text and jpeg 30": (lambda im: _jpeg(meme(im, "when he tweets", "at 3am again"), 30), False),
-    "mirror and crop": (lambda im: ImageOps.mirror(_crop(im, 0.06, 0.08, 0.05, 0.06)), True),
-    "grayscale, crop and half size": (lambda im: ImageOps.grayscale(_crop(im, 0.05, 0.05, 0.07, 0.05)).convert("RGB")
+    "meme text and jpeg 30": (lambda im: jpeg(meme(im, "when he tweets", "at 3am again"), 30), False),
+    "mirror and crop": (lambda im: ImageOps.mirror(crop(im, 0.06, 0.08, 0.05, 0.06)), True),
+    "grayscale, crop and half size": (lambda im: ImageOps.grayscale(crop(im, 0.05, 0.05, 0.07, 0.05)).convert("RGB")
                                       .resize((170, 180)), False),
 }
 
@@ -32,21 +32,21 @@ COPIES = {
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket", "camera"])
 def test_copies_share_keypoints_and_other_photographs_do_not(name, alteration):
     change, mirrored = COPIES[alteration]
-    original = keypoints(_square(name))
-    copy = keypoints(change(_square(name)), mirrored=mirrored)
+    original = keypoints(square(name))
+    copy = keypoints(change(square(name)), mirrored=mirrored)
     assert agreement(copy, original) >= 12, alteration
     assert len({agreement(copy, original) for _ in range(3)}) == 1  # the random draws are seeded: one pair, one count
-    assert agreement(keypoints(change(_square(name)), mirrored=not mirrored), original) < 12  # the wrong way round
+    assert agreement(keypoints(change(square(name)), mirrored=not mirrored), original) < 12  # the wrong way round
     for other in {"astronaut", "coffee", "rocket", "camera", "motorcycle"} - {name}:
-        assert agreement(copy, keypoints(_square(other))) < 12, other
+        assert agreement(copy, keypoints(square(other))) < 12, other
 
 
 def test_a_photograph_pasted_into_two_different_pictures_is_not_a_copy(monkeypatch):
     """The same photograph placed at opposite corners of two backgrounds shares every one of its keypoints,
     but no copy's transform carries one picture onto the other: the photograph's centre would move by half
     the picture."""
-    photograph = _square("astronaut", 200)
-    first, second = _square("moon", 400), _square("moon", 400).rotate(180)
+    photograph = square("astronaut", 200)
+    first, second = square("moon", 400), square("moon", 400).rotate(180)
     first.paste(photograph, (10, 10))
     second.paste(photograph, (190, 190))
     assert agreement(keypoints(first), keypoints(second)) < 12
@@ -58,17 +58,17 @@ def test_plain_pictures_cannot_refute_a_match_unless_beside_a_textured_one_of_th
     flat, sky = Image.new("RGB", (400, 400), (90, 140, 200)), Image.linear_gradient("L").convert("RGB")
     assert agreement(keypoints(flat), keypoints(sky)) == UNDECIDED  # both plain
     # A copy shrunk to half size loses the fine detail its original had.
-    assert agreement(keypoints(flat.resize((180, 180))), keypoints(_square("coffee"))) == UNDECIDED
+    assert agreement(keypoints(flat.resize((180, 180))), keypoints(square("coffee"))) == UNDECIDED
     # At the same size, a plain picture is not a copy of a textured one.
-    assert agreement(keypoints(flat), keypoints(_square("coffee"))) == 0
+    assert agreement(keypoints(flat), keypoints(square("coffee"))) == 0
     # A picture decoded at reduced size counts at its stored size.
-    assert agreement(keypoints(flat.resize((180, 180)), side=400), keypoints(_square("coffee"))) == 0
+    assert agreement(keypoints(flat.resize((180, 180)), side=400), keypoints(square("coffee"))) == 0
     assert confirmed(UNDECIDED, 12) and confirmed(12, 12) and not confirmed(11, 12)
 
 
 def test_media_match_asks_the_check_only_when_the_central_region_alone_agrees():
-    original = signature(_square("rocket"))
-    cropped = signature(_crop(_square("rocket"), 0.08, 0.06, 0.08, 0.07))
+    original = signature(square("rocket"))
+    cropped = signature(crop(square("rocket"), 0.08, 0.06, 0.08, 0.07))
     asked: list[bool] = []
 
     def refuse(mirrored: bool) -> bool:
@@ -79,7 +79,7 @@ def test_media_match_asks_the_check_only_when_the_central_region_alone_agrees():
     assert not media_match(cropped, original, confirm=refuse).matched and asked == [False]
     assert _by_centre(media_match(cropped, original, confirm=lambda mirrored: True).via)
     asked.clear()
-    resized = signature(_square("rocket").resize((200, 200)))
+    resized = signature(square("rocket").resize((200, 200)))
     assert media_match(resized, original, confirm=refuse).via == "phash" and asked == []
     # Two signatures agreeing need no third opinion: a trusted PDQ beside the central region.
     loose = Thresholds(phash=0, centre=64, pdq=128, pdq_min_quality=0)
@@ -97,10 +97,10 @@ def loose_centre(tmp_path, settings):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.CENTRE_MATCH_DISTANCE = 50
     pictures = {
-        "original": _square("rocket"),
-        "cropped": _crop(_square("rocket"), 0.08, 0.06, 0.07, 0.08),
-        "mirrored_captioned": ImageOps.mirror(meme(_square("rocket"), "look at this", "")),
-        "stranger": _square("coins"),
+        "original": square("rocket"),
+        "cropped": crop(square("rocket"), 0.08, 0.06, 0.07, 0.08),
+        "mirrored_captioned": ImageOps.mirror(meme(square("rocket"), "look at this", "")),
+        "stranger": square("coins"),
     }
     assets = store_pictures(tmp_path, pictures)
     from media_analysis.selectors import stored_signature
@@ -228,7 +228,7 @@ def test_case_file_copy_groups_keep_an_unrelated_picture_out(loose_centre):
 
 
 def test_a_whole_picture_match_near_its_threshold_is_checked_too():
-    original, other = signature(_square("rocket")), signature(_square("coins"))
+    original, other = signature(square("rocket")), signature(square("coins"))
     asked: list[bool] = []
 
     def refuse(mirrored: bool) -> bool:
@@ -248,8 +248,8 @@ def test_media_clusters_check_whole_picture_matches_near_the_threshold(tmp_path,
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.PHASH_MATCH_DISTANCE = 32  # loosened until an unrelated photograph matches by its whole picture
-    assets = store_pictures(tmp_path, {"original": _square("rocket"), "recompressed": _jpeg(_square("rocket"), 40),
-                               "stranger": _square("coins")})
+    assets = store_pictures(tmp_path, {"original": square("rocket"), "recompressed": jpeg(square("rocket"), 40),
+                               "stranger": square("coins")})
     from media_analysis.selectors import stored_signature
 
     evidence = media_match(stored_signature(assets["stranger"]), stored_signature(assets["original"]))

@@ -3,36 +3,18 @@ do not; the signatures are stored and used by lookups and media clusters on the 
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pdqhash
 import pytest
 from PIL import Image, ImageOps
 
-from accounts.demo.images import add_banner, meme, photo
+from accounts.demo.images import add_banner, meme
 from media_analysis.matching import hamming, media_match, signature, trim_banners
-
-
-def _square(name: str, size: int = 400) -> Image.Image:
-    image = photo(name)
-    side = min(image.size)
-    return image.crop((0, 0, side, side)).resize((size, size), Image.Resampling.LANCZOS)
-
-
-def _crop(image: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
-    w, h = image.size
-    return image.crop((int(w * left), int(h * top), w - int(w * right), h - int(h * bottom)))
-
-
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+from tests.media_analysis.pictures import crop, jpeg, square, store_pictures
 
 
 def test_pdq_dihedral_index_five_is_the_mirror_image():
-    image = np.asarray(_square("astronaut"))
+    image = np.asarray(square("astronaut"))
     dihedral, _ = pdqhash.compute_dihedral(image)
     mirrored, _ = pdqhash.compute(np.asarray(ImageOps.mirror(Image.fromarray(image))))
     distances = [int((np.asarray(d) != mirrored).sum()) for d in dihedral]
@@ -41,10 +23,10 @@ def test_pdq_dihedral_index_five_is_the_mirror_image():
 
 COPIES = {
     "mirror": lambda im: ImageOps.mirror(im),
-    "crop 8% per side": lambda im: _crop(im, 0.08, 0.06, 0.08, 0.07),
-    "mirror and crop": lambda im: ImageOps.mirror(_crop(im, 0.06, 0.08, 0.05, 0.06)),
+    "crop 8% per side": lambda im: crop(im, 0.08, 0.06, 0.08, 0.07),
+    "mirror and crop": lambda im: ImageOps.mirror(crop(im, 0.06, 0.08, 0.05, 0.06)),
     "banner": lambda im: add_banner(im, "#share #truth"),
-    "meme text and jpeg 30": lambda im: _jpeg(meme(im, "when he tweets", "at 3am again"), 30),
+    "meme text and jpeg 30": lambda im: jpeg(meme(im, "when he tweets", "at 3am again"), 30),
     "grayscale and resize": lambda im: ImageOps.grayscale(im).convert("RGB").resize((200, 200)),
 }
 
@@ -52,43 +34,27 @@ COPIES = {
 @pytest.mark.parametrize("alteration", COPIES)
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee", "rocket"])
 def test_altered_copies_match_and_other_photographs_do_not(name, alteration):
-    original = signature(_square(name))
-    copy = signature(COPIES[alteration](_square(name)))
+    original = signature(square(name))
+    copy = signature(COPIES[alteration](square(name)))
     evidence = media_match(copy, original)
     assert evidence.matched, (alteration, evidence)
     for other in {"astronaut", "chelsea", "coffee", "rocket", "motorcycle"} - {name}:
-        assert not media_match(copy, signature(_square(other))).matched, other
+        assert not media_match(copy, signature(square(other))).matched, other
 
 
 def test_a_mirror_is_far_by_plain_phash_but_matched_as_a_mirror():
-    original = signature(_square("chelsea"))
-    mirrored = signature(ImageOps.mirror(_square("chelsea")))
+    original = signature(square("chelsea"))
+    mirrored = signature(ImageOps.mirror(square("chelsea")))
     assert hamming(original.phash, mirrored.phash) > 20  # a plain pHash lookup would miss it
     assert media_match(mirrored, original).via == "phash-mirror"
 
 
 def test_banner_is_trimmed_and_a_photograph_is_left_alone():
-    picture = _square("coffee")
+    picture = square("coffee")
     with_banner = add_banner(picture, "#share")
     assert trim_banners(with_banner).size == picture.size
     assert trim_banners(picture).size == picture.size
     assert trim_banners(Image.new("RGB", (300, 300), "white")).size == (300, 300)  # all flat: nothing to cut
-
-
-def store_pictures(folder, pictures: dict[str, Image.Image]) -> dict:
-    """Save each picture as NAME.jpg in folder, store and hash it as an import would: the assets by NAME."""
-    from media_analysis.models import MediaAsset
-    from media_analysis.services import media_assets_register, media_file_store, media_hash_batch, media_hash_claim
-
-    stored = []
-    for name, image in pictures.items():
-        path = folder / f"{name}.jpg"
-        image.save(path, quality=90)
-        stored.append((media_file_store(path=path), path.name))
-    media_assets_register(files=stored)
-    while ids := media_hash_claim(limit=10):
-        media_hash_batch(asset_ids=ids)
-    return {a.original_name.removesuffix(".jpg"): a for a in MediaAsset.objects.all()}
 
 
 @pytest.mark.django_db
@@ -103,10 +69,10 @@ def test_lookup_and_media_clusters_find_mirrored_and_cropped_copies(tmp_path, se
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.MEDIA_SCAN_MAX_ROWS = scan_max_rows
     files = {
-        "original": _square("rocket"),
-        "mirrored_cropped": ImageOps.mirror(_crop(_square("rocket"), 0.07, 0.05, 0.06, 0.08)),
-        "bannered": add_banner(_square("rocket"), "#truth"),
-        "other": _square("coffee"),
+        "original": square("rocket"),
+        "mirrored_cropped": ImageOps.mirror(crop(square("rocket"), 0.07, 0.05, 0.06, 0.08)),
+        "bannered": add_banner(square("rocket"), "#truth"),
+        "other": square("coffee"),
     }
     assets = store_pictures(tmp_path, files)
     assert all(a.hash_state == "done" and a.signature and a.centre for a in assets.values())
@@ -174,10 +140,10 @@ def test_a_picture_with_many_copies_keeps_one_centre():
     from media_analysis.matching import Thresholds
     from media_analysis.services import CentreIndex
 
-    original = _square("rocket")
-    copies = [_jpeg(ImageEnhance.Brightness(original).enhance(0.8 + i / 100), 40 + i) for i in range(30)]
-    copies += [ImageOps.mirror(_crop(original, 0.05, 0.04, 0.03, 0.06)), add_banner(original, "#flood")]
-    others = [_square(name) for name in ("coffee", "astronaut", "camera", "chelsea")]
+    original = square("rocket")
+    copies = [jpeg(ImageEnhance.Brightness(original).enhance(0.8 + i / 100), 40 + i) for i in range(30)]
+    copies += [ImageOps.mirror(crop(original, 0.05, 0.04, 0.03, 0.06)), add_banner(original, "#flood")]
+    others = [square(name) for name in ("coffee", "astronaut", "camera", "chelsea")]
     signatures = [signature(image) for image in [original, *copies, *others]]
     # One picture at a time, and in batches: a copy meets its centre in the faiss index or, when the centre
     # came earlier in the same batch, in the exact comparison with the batch's new centres.
