@@ -238,6 +238,10 @@ PHASH_MATCH_DISTANCE = env_int("PHASH_MATCH_DISTANCE", 10, minimum=0, maximum=32
 # The same for the pHash of the central 70% of each picture (crops, banners and captions along the edges). 28
 # relies on the keypoint check below for its precision: without the check, 26 is the better choice.
 CENTRE_MATCH_DISTANCE = env_int("CENTRE_MATCH_DISTANCE", 28, minimum=0, maximum=64)
+# A picture with a caption banner along one edge is also compared with its central region moved away from the
+# banner (a crop of the other edge moved its centre); such a guess must come within this many bits (at most
+# CENTRE_MATCH_DISTANCE).
+CENTRE_SHIFTED_MATCH_DISTANCE = env_int("CENTRE_SHIFTED_MATCH_DISTANCE", 24, minimum=0, maximum=64)
 # A pair matched by the central region alone (no other signature agrees) must also share at least this many
 # keypoints under a copy's transform (media_analysis.keypoints); 0 turns the check off.
 CENTRE_CONFIRM_KEYPOINTS = env_int("CENTRE_CONFIRM_KEYPOINTS", 12, minimum=0, maximum=1000)

@@ -6,7 +6,9 @@ So every picture carries several signatures, and a pair matches when any of them
 * pHash of the whole picture, and of its mirror image (a mirrored copy's pHash equals the original's
   mirror pHash);
 * pHash of the central region (the middle 70% each way), and of its mirror: a crop of up to 10% per
-  side, a banner or meme text along an edge leaves the centre nearly unchanged;
+  side, a banner or meme text along an edge leaves the centre nearly unchanged; the same after cutting
+  off a flat caption banner, and, for a picture with a banner along one edge only, that region moved
+  away from the banner (a crop of the other edge moves the picture's centre towards the banner);
 * PDQ and PDQ of the mirror image (pdqhash's dihedral hashes), when both pictures are detailed enough
   for PDQ to be trusted (quality ≥ PDQ_MIN_QUALITY).
 
@@ -15,8 +17,8 @@ threshold about three times in 100,000 pairs), and so is a whole-picture pHash n
 the pictures are at hand such a pair is checked once more, keypoint by keypoint
 (media_analysis.keypoints).
 
-The thresholds live in settings (PHASH_MATCH_DISTANCE, CENTRE_MATCH_DISTANCE, PDQ_MATCH_DISTANCE,
-CENTRE_CONFIRM_KEYPOINTS, PHASH_CONFIRM_BEYOND) and were chosen with benchmarks/bench_matching.py, which
+The thresholds live in settings (PHASH_MATCH_DISTANCE, CENTRE_MATCH_DISTANCE, CENTRE_SHIFTED_MATCH_DISTANCE,
+PDQ_MATCH_DISTANCE, CENTRE_CONFIRM_KEYPOINTS, PHASH_CONFIRM_BEYOND) and were chosen with benchmarks/bench_matching.py, which
 prints recall and precision per alteration.
 """
 
@@ -33,6 +35,11 @@ from PIL import Image, ImageOps
 
 SCALES = (0.70, 0.66, 0.62, 0.58, 0.54)  # central regions hashed: the copy's 70% centre meets the original's at one of these
 BAND_MAX = 0.25  # a banner (a flat strip of colour along the top or bottom edge) is at most this share of the height
+BAND_MIN = 0.01  # and at least this share: a crop that cut most of a banner off leaves a strip this thin
+# A picture that had a banner along one edge and was then cropped on the other keeps its whole height on the
+# banner's side, so its centre sits nearer the banner than the original's, by half the crop (3-6% of the
+# height for a crop of 5-10%): its central region is also hashed moved away from the banner by these shares.
+SHIFTS = (0.03, 0.06)
 
 
 @dataclass(frozen=True)
@@ -46,10 +53,13 @@ class Signature:
     pdq: str
     pdq_flip: str
     pdq_quality: int
+    trimmed_shifted: tuple[str, ...] = ()  # the trimmed central 70% moved away from a banner along one edge only
 
     @classmethod
     def from_json(cls, data: dict) -> Signature:
-        return cls(**{**data, "centre": tuple(data["centre"]), "trimmed": tuple(data["trimmed"])})
+        # A signature stored before trimmed_shifted existed has none (migration 0009 queues it for hashing again).
+        return cls(**{**data, "centre": tuple(data["centre"]), "trimmed": tuple(data["trimmed"]),
+                      "trimmed_shifted": tuple(data.get("trimmed_shifted", ()))})
 
 
 @dataclass(frozen=True)
@@ -59,20 +69,27 @@ class Thresholds:
     pdq: int
     pdq_min_quality: int
     phash_sure: int = 6  # a whole-picture match farther than this is checked like a central-region one
+    # The central region moved away from a banner is a guess at where the picture's centre went, and every
+    # guess is one more chance for an unrelated picture to come near: it must come nearer than `centre`.
+    centre_shifted: int = 24
 
     @classmethod
     def from_settings(cls) -> Thresholds:
         return cls(settings.PHASH_MATCH_DISTANCE, settings.CENTRE_MATCH_DISTANCE, settings.PDQ_MATCH_DISTANCE,
-                   settings.PDQ_MIN_QUALITY, settings.PHASH_CONFIRM_BEYOND)
+                   settings.PDQ_MIN_QUALITY, settings.PHASH_CONFIRM_BEYOND,
+                   min(settings.CENTRE_SHIFTED_MATCH_DISTANCE, settings.CENTRE_MATCH_DISTANCE))
 
 
 def bits(array: np.ndarray) -> str:
     return "".join("1" if bit else "0" for bit in np.asarray(array, dtype=bool).ravel())
 
 
-def _centre(image: Image.Image, share: float) -> Image.Image:
+def _centre(image: Image.Image, share: float, shift: float = 0.0) -> Image.Image:
+    """The central `share` of the picture each way, moved down by `shift` of its height (up when negative)."""
     margin_x, margin_y = image.width * (1 - share) / 2, image.height * (1 - share) / 2
-    return image.crop((round(margin_x), round(margin_y), round(image.width - margin_x), round(image.height - margin_y)))
+    down = shift * image.height
+    return image.crop((round(margin_x), round(margin_y + down), round(image.width - margin_x),
+                       round(image.height - margin_y + down)))
 
 
 def _band(rows: np.ndarray) -> int:
@@ -82,17 +99,22 @@ def _band(rows: np.ndarray) -> int:
     background = np.median(rows[:3])
     share = (np.abs(rows - background) <= 12).mean(axis=1)
     run = int(np.argmin(share >= 0.55)) if not (share >= 0.55).all() else height
-    if not 0.02 * height <= run <= BAND_MAX * height or share[:run].mean() < 0.8:
+    if not BAND_MIN * height <= run <= BAND_MAX * height or share[:run].mean() < 0.8:
         return 0
     return run
 
 
-def trim_banners(image: Image.Image) -> Image.Image:
-    """Cut a caption banner off the top and the bottom: a strip of 2–25% of the height, mostly of one
-    colour (the edge's), with some text on it, ending at the picture."""
+def banners(image: Image.Image) -> tuple[int, int]:
+    """The rows of a caption banner at the top and at the bottom (0 where there is none): a strip of 1–25% of
+    the height, mostly of one colour (the edge's), with some text on it, ending at the picture."""
     grey = np.asarray(ImageOps.grayscale(image), dtype=np.int16)
-    top, bottom = _band(grey), _band(grey[::-1])
-    return image.crop((0, top, image.width, grey.shape[0] - bottom)) if top or bottom else image
+    return _band(grey), _band(grey[::-1])
+
+
+def trim_banners(image: Image.Image) -> Image.Image:
+    """The picture with its caption banners (banners()) cut off."""
+    top, bottom = banners(image)
+    return image.crop((0, top, image.width, image.height - bottom)) if top or bottom else image
 
 
 def _phash(image: Image.Image) -> str:
@@ -114,7 +136,10 @@ def signature(image: Image.Image) -> Signature:
     if max(image.size) > WORKING_SIDE:
         image = image.copy()
         image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    trimmed = trim_banners(image)
+    top, bottom = banners(image)
+    trimmed = image.crop((0, top, image.width, image.height - bottom)) if top or bottom else image
+    # With a banner along one edge only, the trimmed centre is also taken moved away from it.
+    away = -1 if bottom and not top else 1 if top and not bottom else 0
     # compute_dihedral gives eight hashes; index 5 is the left-right mirror (checked in the tests).
     return Signature(
         phash=_phash(image),
@@ -126,6 +151,7 @@ def signature(image: Image.Image) -> Signature:
         pdq=bits(dihedral[0]),
         pdq_flip=bits(dihedral[5]),
         pdq_quality=int(quality),
+        trimmed_shifted=tuple(_region(_centre(trimmed, SCALES[0], away * shift)) for shift in SHIFTS) if away else (),
     )
 
 
@@ -140,13 +166,17 @@ class MatchEvidence:
     distance: int  # bits, of the signature named in `via` (or of the whole-picture pHash when none agrees)
 
 
-def _centre_distance(copy: Signature, original: Signature) -> tuple[int, str]:
-    """The copy's central 70% (or its mirror) against the original's centre at every scale, plain and trimmed."""
+def _centre_distance(copy: Signature, original: Signature, shifted_limit: int) -> tuple[int, str]:
+    """The copy's central 70% (or its mirror) against the original's centre at every scale, plain and trimmed;
+    and the copy's trimmed centre moved away from its banner, when within shifted_limit."""
     best = (65, "")
     for probe, mirrored in ((copy.centre[0], False), (copy.centre_flip, True)):
         best = min(best, *((hamming(probe, h), "centre-mirror" if mirrored else "centre") for h in original.centre))
     for probe, mirrored in ((copy.trimmed[0], False), (copy.trimmed_flip, True)):
         best = min(best, *((hamming(probe, h), "trimmed-mirror" if mirrored else "trimmed") for h in original.trimmed))
+    shifted = [hamming(probe, h) for probe in copy.trimmed_shifted for h in original.trimmed]
+    if shifted and min(shifted) <= shifted_limit:
+        best = min(best, (min(shifted), "trimmed"))
     return best
 
 
@@ -168,7 +198,7 @@ def media_match(a: Signature, b: Signature, thresholds: Thresholds | None = None
     if whole[0] <= t.phash and (whole[0] <= t.phash_sure or pdq is not None or confirm is None
                                 or confirm(whole[1].endswith("mirror"))):
         return MatchEvidence(True, whole[1], whole[0])
-    centre = min(_centre_distance(a, b), _centre_distance(b, a))
+    centre = min(_centre_distance(a, b, t.centre_shifted), _centre_distance(b, a, t.centre_shifted))
     if centre[0] <= t.centre and (pdq is not None or confirm is None or confirm(centre[1].endswith("mirror"))):
         return MatchEvidence(True, centre[1], centre[0])
     if pdq is not None:

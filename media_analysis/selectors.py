@@ -105,15 +105,16 @@ def knn_within(cursor, *, table: str, column: str, length: int, vector: str, max
 def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int | None = None,
                      thresholds: Thresholds | None = None) -> set[int]:
     """Stored pictures near a probe on any indexed signature: whole-picture pHash (and the probe's mirror),
-    PDQ (and its mirror) when trusted, and the central region (plain, mirrored, without banners). Per
-    signature: the `neighbours` nearest, and every stored picture within that signature's threshold
-    however many there are. Found by an exact scan of the process's in-memory copy of the hashes
+    PDQ (and its mirror) when trusted, and the central region (plain, mirrored, without banners, moved
+    away from a banner). Per signature: the `neighbours` nearest, and every stored picture within that
+    signature's threshold however many there are. Found by an exact scan of the process's in-memory copy of the hashes
     (media_analysis.hash_scan), or with more stored pictures than settings.MEDIA_SCAN_MAX_ROWS by the
     HNSW indexes (knn_within)."""
     thresholds = thresholds or Thresholds.from_settings()
     probes = [("phash", 64, probe.phash, thresholds.phash), ("phash", 64, probe.phash_flip, thresholds.phash),
               ("centre", 128, probe.centre[0], thresholds.centre), ("centre", 128, probe.centre_flip, thresholds.centre),
-              ("centre", 128, probe.trimmed[0], thresholds.centre), ("centre", 128, probe.trimmed_flip, thresholds.centre)]
+              ("centre", 128, probe.trimmed[0], thresholds.centre), ("centre", 128, probe.trimmed_flip, thresholds.centre),
+              *(("centre", 128, shifted, thresholds.centre_shifted) for shifted in probe.trimmed_shifted)]
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
         probes += [("pdq", 256, probe.pdq, thresholds.pdq), ("pdq", 256, probe.pdq_flip, thresholds.pdq)]
     found: set[int] = set()

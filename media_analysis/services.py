@@ -483,7 +483,8 @@ class CentreIndex:
     mapped back to its centre:
     - whole-picture pHash (probed with the picture's pHash and its mirror's),
     - every central-region and trimmed hash of each centre (probed with the picture's central 70% and its
-      mirror's, plain and trimmed): the picture as a cropped or captioned copy of the centre,
+      mirror's, plain and trimmed, and moved away from a banner): the picture as a cropped or captioned copy
+      of the centre,
     - each centre's own central 70% probes (probed with all of the picture's scales): the centre as the copy,
     - PDQ, only between pictures detailed enough for it.
     The k nearest within the thresholds are then checked with media_match, the closest agreeing one wins
@@ -521,14 +522,14 @@ class CentreIndex:
         trusted = signature.pdq_quality >= self.thresholds.pdq_min_quality
         return {"phash": [signature.phash], "scales": _distinct([*signature.centre, *signature.trimmed]),
                 "probes": _distinct([signature.centre[0], signature.centre_flip, signature.trimmed[0],
-                                     signature.trimmed_flip]),
+                                     signature.trimmed_flip, *signature.trimmed_shifted]),
                 "pdq": [signature.pdq] if trusted else []}
 
     def _probes(self, signature: Signature) -> dict[str, list[str]]:
         trusted = signature.pdq_quality >= self.thresholds.pdq_min_quality
         return {"phash": [signature.phash, signature.phash_flip],
                 "scales": _distinct([signature.centre[0], signature.centre_flip, signature.trimmed[0],
-                                     signature.trimmed_flip]),
+                                     signature.trimmed_flip, *signature.trimmed_shifted]),
                 "probes": _distinct([*signature.centre, *signature.trimmed]),
                 "pdq": [signature.pdq, signature.pdq_flip] if trusted else []}
 
