@@ -179,19 +179,28 @@ def distractor_matches(count: int, thresholds, check: int, centre_limits=(20, 22
         for probe in (scales[0], words["centre_flip"]):
             centre = np.minimum(centre, _hamming_matrix(probe, scale))
     centre = np.minimum(centre, centre.T)
+    # The copy's central region moved (Signature.shifted) against the original's at every scale.
+    moved = np.full((count, count), 255, dtype=np.uint16)
+    for k in range(max(len(s.shifted) for s in signatures)):
+        probe = _words([s.shifted[min(k, len(s.shifted) - 1)] for s in signatures])
+        for scale in scales:
+            moved = np.minimum(moved, _hamming_matrix(probe, scale))
+    moved = np.minimum(moved, moved.T)
+    near_centre = (centre <= thresholds.centre) | (moved <= thresholds.centre_shifted)
     trusted = np.array([s.pdq_quality >= thresholds.pdq_min_quality for s in signatures])
     pdq = np.minimum(_hamming_matrix(words["pdq"], words["pdq"]), _hamming_matrix(words["pdq_flip"], words["pdq"]))
     pdq = np.where(trusted[:, None] & trusted[None, :], np.minimum(pdq, pdq.T), 999)
     pairs = np.triu(np.ones((count, count), dtype=bool), 1)
     by_phash = pairs & (whole <= thresholds.phash)
-    by_pdq = pairs & ~by_phash & (centre > thresholds.centre) & (pdq <= thresholds.pdq)
+    by_pdq = pairs & ~by_phash & ~near_centre & (pdq <= thresholds.pdq)
     # The pairs media_match puts to the keypoint check: pHash near its threshold or the central region alone.
     unsure = pairs & ~(pdq <= thresholds.pdq) & (((whole <= thresholds.phash) & (whole > thresholds.phash_sure))
-                                                 | (~by_phash & (centre <= thresholds.centre)))
+                                                 | (~by_phash & near_centre))
     unsure_pairs = np.argwhere(unsure).tolist()
     checked = sum(_matches(pictures[a], pictures[b], thresholds, check) for a, b in unsure_pairs)
     return {"pictures": count, "pairs": int(pairs.sum()), "phash": int(by_phash.sum()), "pdq": int(by_pdq.sum()),
             "unsure": len(unsure_pairs), "unsure_checked": checked,
+            "moved": int((pairs & ~by_phash & (centre > thresholds.centre) & (moved <= thresholds.centre_shifted)).sum()),
             "centre": {limit: int((pairs & ~by_phash & (centre <= limit)).sum()) for limit in centre_limits},
             "centre_pictures": {limit: int(((pairs & ~by_phash & (centre <= limit)) | (pairs & ~by_phash & (centre <= limit)).T)
                                            .any(axis=1).sum()) for limit in centre_limits}}
@@ -255,6 +264,8 @@ def main() -> None:
             mark = "  (settings)" if limit == thresholds.centre else ""
             print(f"  central regions ≤ {limit}: {count} pairs, {found['centre_pictures'][limit]} pictures with a "
                   f"false match ({100 * found['centre_pictures'][limit] / found['pictures']:.1f}%){mark}")
+        print(f"  and the central region moved ≤ {thresholds.centre_shifted} (CENTRE_SHIFTED_MATCH_DISTANCE) where the "
+              f"others are farther: {found['moved']} pairs")
         print(f"  matched by one coarse signature alone (pHash {thresholds.phash_sure + 1}–{thresholds.phash} bits, or the "
               f"central region): {found['unsure']} pairs; after the keypoint check: {found['unsure_checked']}")
 

@@ -5,7 +5,7 @@ media_clusters_rebuild uses) against an exact scan of every centre with NumPy, i
     .venv/bin/python benchmarks/bench_media_clusters.py --database --sizes 100000,1000000 [--singletons 0.96]
 
 Signatures are synthetic but shaped like real data: families of copies of one picture (whole-picture pHash,
-five central-region scales, trimmed hashes, mirror hashes and PDQ), each copy a few bits off its original,
+five central-region scales, trimmed and moved hashes, mirror hashes and PDQ), each copy a few bits off its original,
 one in ten mirrored, family sizes from 1 (most pictures are unique) to several hundred (a viral picture).
 Prints pictures per second for both, how often they agree on a picture's centre, and how many family
 members end up with their family's first picture. Figures, never assertions.
@@ -65,8 +65,11 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
         bases[fam] = {"phash": _bits(rng, 64), "phash_flip": _bits(rng, 64), "centre": [_bits(rng, 128) for _ in range(5)],
                       "centre_flip": _bits(rng, 128), "trimmed": [_bits(rng, 128) for _ in range(5)],
                       "trimmed_flip": _bits(rng, 128), "pdq": _bits(rng, 256), "pdq_flip": _bits(rng, 256)}
-        if rng.random() >= banners:
+        bannered = rng.random() < banners
+        if not bannered:
             bases[fam]["trimmed"], bases[fam]["trimmed_flip"] = bases[fam]["centre"], bases[fam]["centre_flip"]
+        # The central region moved four ways, and twice away from a banner (Signature.shifted).
+        bases[fam]["shifted"] = [_bits(rng, 128) for _ in range(6 if bannered else 4)]
         order += [(fam, i == 0) for i in range(size)]
     # Copies appear after their original, interleaved with everything else.
     originals = [o for o in order if o[1]]
@@ -104,7 +107,8 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
         signatures.append(Signature(
             phash=_s(_noisy(rng, phash, k)), phash_flip=_s(_noisy(rng, phash_flip, k)),
             centre=centre, centre_flip=centre_flip, trimmed=trimmed, trimmed_flip=trimmed_flip,
-            pdq=_s(_noisy(rng, pdq, 2 * k)), pdq_flip=_s(_noisy(rng, pdq_flip, 2 * k)), pdq_quality=90))
+            pdq=_s(_noisy(rng, pdq, 2 * k)), pdq_flip=_s(_noisy(rng, pdq_flip, 2 * k)), pdq_quality=90,
+            shifted=tuple(_s(_noisy(rng, c, k)) for c in b["shifted"])))
         labels.append(fam)
     return signatures, labels
 

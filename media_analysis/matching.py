@@ -7,8 +7,9 @@ So every picture carries several signatures, and a pair matches when any of them
   mirror pHash);
 * pHash of the central region (the middle 70% each way), and of its mirror: a crop of up to 10% per
   side, a banner or meme text along an edge leaves the centre nearly unchanged; the same after cutting
-  off a flat caption banner, and, for a picture with a banner along one edge only, that region moved
-  away from the banner (a crop of the other edge moves the picture's centre towards the banner);
+  off a flat caption banner; and that region moved a little each way (an uneven crop moves the centre),
+  and for a picture with a banner along one edge only, moved away from the banner (a crop of the other
+  edge moves the picture's centre towards the banner);
 * PDQ and PDQ of the mirror image (pdqhash's dihedral hashes), when both pictures are detailed enough
   for PDQ to be trusted (quality ≥ PDQ_MIN_QUALITY).
 
@@ -36,10 +37,13 @@ from PIL import Image, ImageOps
 SCALES = (0.70, 0.66, 0.62, 0.58, 0.54)  # central regions hashed: the copy's 70% centre meets the original's at one of these
 BAND_MAX = 0.25  # a banner (a flat strip of colour along the top or bottom edge) is at most this share of the height
 BAND_MIN = 0.01  # and at least this share: a crop that cut most of a banner off leaves a strip this thin
+# A crop of 5-10% per side moves the picture's centre by up to 2.5% of its size when the sides differ: the
+# central region is also hashed moved by NUDGE each way (right, left, down, up; shares of the width or height).
+NUDGE = 0.02
 # A picture that had a banner along one edge and was then cropped on the other keeps its whole height on the
 # banner's side, so its centre sits nearer the banner than the original's, by half the crop (3-6% of the
 # height for a crop of 5-10%): its central region is also hashed moved away from the banner by these shares.
-SHIFTS = (0.03, 0.06)
+BANNER_SHIFTS = (0.03, 0.06)
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,13 @@ class Signature:
     pdq: str
     pdq_flip: str
     pdq_quality: int
-    trimmed_shifted: tuple[str, ...] = ()  # the trimmed central 70% moved away from a banner along one edge only
+    shifted: tuple[str, ...] = ()  # the trimmed central 70% moved by NUDGE each way, then away from a banner (if any)
 
     @classmethod
     def from_json(cls, data: dict) -> Signature:
-        # A signature stored before trimmed_shifted existed has none (migration 0009 queues it for hashing again).
+        # A signature stored before `shifted` existed has none (migration 0009 queues it for hashing again).
         return cls(**{**data, "centre": tuple(data["centre"]), "trimmed": tuple(data["trimmed"]),
-                      "trimmed_shifted": tuple(data.get("trimmed_shifted", ()))})
+                      "shifted": tuple(data.get("shifted", ()))})
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Thresholds:
     pdq: int
     pdq_min_quality: int
     phash_sure: int = 6  # a whole-picture match farther than this is checked like a central-region one
-    # The central region moved away from a banner is a guess at where the picture's centre went, and every
+    # The central region moved (Signature.shifted) is a guess at where the picture's centre went, and every
     # guess is one more chance for an unrelated picture to come near: it must come nearer than `centre`.
     centre_shifted: int = 24
 
@@ -84,12 +88,13 @@ def bits(array: np.ndarray) -> str:
     return "".join("1" if bit else "0" for bit in np.asarray(array, dtype=bool).ravel())
 
 
-def _centre(image: Image.Image, share: float, shift: float = 0.0) -> Image.Image:
-    """The central `share` of the picture each way, moved down by `shift` of its height (up when negative)."""
+def _centre(image: Image.Image, share: float, right: float = 0.0, down: float = 0.0) -> Image.Image:
+    """The central `share` of the picture each way, moved right by `right` of its width and down by `down` of
+    its height (left and up when negative)."""
     margin_x, margin_y = image.width * (1 - share) / 2, image.height * (1 - share) / 2
-    down = shift * image.height
-    return image.crop((round(margin_x), round(margin_y + down), round(image.width - margin_x),
-                       round(image.height - margin_y + down)))
+    dx, dy = right * image.width, down * image.height
+    return image.crop((round(margin_x + dx), round(margin_y + dy), round(image.width - margin_x + dx),
+                       round(image.height - margin_y + dy)))
 
 
 def _band(rows: np.ndarray) -> int:
@@ -140,6 +145,7 @@ def signature(image: Image.Image) -> Signature:
     trimmed = image.crop((0, top, image.width, image.height - bottom)) if top or bottom else image
     # With a banner along one edge only, the trimmed centre is also taken moved away from it.
     away = -1 if bottom and not top else 1 if top and not bottom else 0
+    moves = [(NUDGE, 0.0), (-NUDGE, 0.0), (0.0, NUDGE), (0.0, -NUDGE), *((0.0, away * s) for s in BANNER_SHIFTS if away)]
     # compute_dihedral gives eight hashes; index 5 is the left-right mirror (checked in the tests).
     return Signature(
         phash=_phash(image),
@@ -151,7 +157,7 @@ def signature(image: Image.Image) -> Signature:
         pdq=bits(dihedral[0]),
         pdq_flip=bits(dihedral[5]),
         pdq_quality=int(quality),
-        trimmed_shifted=tuple(_region(_centre(trimmed, SCALES[0], away * shift)) for shift in SHIFTS) if away else (),
+        shifted=tuple(_region(_centre(trimmed, SCALES[0], right, down)) for right, down in moves),
     )
 
 
@@ -168,13 +174,13 @@ class MatchEvidence:
 
 def _centre_distance(copy: Signature, original: Signature, shifted_limit: int) -> tuple[int, str]:
     """The copy's central 70% (or its mirror) against the original's centre at every scale, plain and trimmed;
-    and the copy's trimmed centre moved away from its banner, when within shifted_limit."""
+    and the copy's trimmed centre moved (Signature.shifted), when within shifted_limit."""
     best = (65, "")
     for probe, mirrored in ((copy.centre[0], False), (copy.centre_flip, True)):
         best = min(best, *((hamming(probe, h), "centre-mirror" if mirrored else "centre") for h in original.centre))
     for probe, mirrored in ((copy.trimmed[0], False), (copy.trimmed_flip, True)):
         best = min(best, *((hamming(probe, h), "trimmed-mirror" if mirrored else "trimmed") for h in original.trimmed))
-    shifted = [hamming(probe, h) for probe in copy.trimmed_shifted for h in original.trimmed]
+    shifted = [hamming(probe, h) for probe in copy.shifted for h in original.trimmed]
     if shifted and min(shifted) <= shifted_limit:
         best = min(best, (min(shifted), "trimmed"))
     return best

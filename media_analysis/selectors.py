@@ -114,7 +114,7 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
     probes = [("phash", 64, probe.phash, thresholds.phash), ("phash", 64, probe.phash_flip, thresholds.phash),
               ("centre", 128, probe.centre[0], thresholds.centre), ("centre", 128, probe.centre_flip, thresholds.centre),
               ("centre", 128, probe.trimmed[0], thresholds.centre), ("centre", 128, probe.trimmed_flip, thresholds.centre),
-              *(("centre", 128, shifted, thresholds.centre_shifted) for shifted in probe.trimmed_shifted)]
+              *(("centre", 128, shifted, thresholds.centre_shifted) for shifted in probe.shifted)]
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
         probes += [("pdq", 256, probe.pdq, thresholds.pdq), ("pdq", 256, probe.pdq_flip, thresholds.pdq)]
     found: set[int] = set()

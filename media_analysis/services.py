@@ -522,14 +522,14 @@ class CentreIndex:
         trusted = signature.pdq_quality >= self.thresholds.pdq_min_quality
         return {"phash": [signature.phash], "scales": _distinct([*signature.centre, *signature.trimmed]),
                 "probes": _distinct([signature.centre[0], signature.centre_flip, signature.trimmed[0],
-                                     signature.trimmed_flip, *signature.trimmed_shifted]),
+                                     signature.trimmed_flip, *signature.shifted]),
                 "pdq": [signature.pdq] if trusted else []}
 
     def _probes(self, signature: Signature) -> dict[str, list[str]]:
         trusted = signature.pdq_quality >= self.thresholds.pdq_min_quality
         return {"phash": [signature.phash, signature.phash_flip],
                 "scales": _distinct([signature.centre[0], signature.centre_flip, signature.trimmed[0],
-                                     signature.trimmed_flip, *signature.trimmed_shifted]),
+                                     signature.trimmed_flip, *signature.shifted]),
                 "probes": _distinct([*signature.centre, *signature.trimmed]),
                 "pdq": [signature.pdq, signature.pdq_flip] if trusted else []}
 
