@@ -54,7 +54,8 @@ def _jpeg(image: Image.Image, quality: int) -> Image.Image:
 
 
 def _crop(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    left, top, right, bottom = rng.uniform(0.05, 0.10, size=4)
+    """Up to 10% off each side, each side its own share: from an even trim to 10% off one side only."""
+    left, top, right, bottom = rng.uniform(0.0, 0.10, size=4)
     w, h = image.size
     return image.crop((int(w * left), int(h * top), w - int(w * right), h - int(h * bottom)))
 
@@ -179,12 +180,13 @@ def distractor_matches(count: int, thresholds, check: int, centre_limits=(20, 22
         for probe in (scales[0], words["centre_flip"]):
             centre = np.minimum(centre, _hamming_matrix(probe, scale))
     centre = np.minimum(centre, centre.T)
-    # The copy's central region moved (Signature.shifted) against the original's at every scale.
+    # The copy's central region moved (Signature.shifted, plain and mirrored) against the original's at every scale.
     moved = np.full((count, count), 255, dtype=np.uint16)
     for k in range(max(len(s.shifted) for s in signatures)):
-        probe = _words([s.shifted[min(k, len(s.shifted) - 1)] for s in signatures])
-        for scale in scales:
-            moved = np.minimum(moved, _hamming_matrix(probe, scale))
+        for probe in (_words([s.shifted[min(k, len(s.shifted) - 1)] for s in signatures]),
+                      _words([s.shifted_flip[min(k, len(s.shifted_flip) - 1)] for s in signatures])):
+            for scale in scales:
+                moved = np.minimum(moved, _hamming_matrix(probe, scale))
     moved = np.minimum(moved, moved.T)
     near_centre = (centre <= thresholds.centre) | (moved <= thresholds.centre_shifted)
     trusted = np.array([s.pdq_quality >= thresholds.pdq_min_quality for s in signatures])

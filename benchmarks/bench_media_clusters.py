@@ -68,8 +68,9 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
         bannered = rng.random() < banners
         if not bannered:
             bases[fam]["trimmed"], bases[fam]["trimmed_flip"] = bases[fam]["centre"], bases[fam]["centre_flip"]
-        # The central region moved four ways, and twice away from a banner (Signature.shifted).
-        bases[fam]["shifted"] = [_bits(rng, 128) for _ in range(6 if bannered else 4)]
+        # The central region moved in eight directions, and six ways away from a banner (Signature.shifted), each also mirrored.
+        bases[fam]["shifted"] = [_bits(rng, 128) for _ in range(14 if bannered else 8)]
+        bases[fam]["shifted_flip"] = [_bits(rng, 128) for _ in range(14 if bannered else 8)]
         order += [(fam, i == 0) for i in range(size)]
     # Copies appear after their original, interleaved with everything else.
     originals = [o for o in order if o[1]]
@@ -108,7 +109,8 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
             phash=_s(_noisy(rng, phash, k)), phash_flip=_s(_noisy(rng, phash_flip, k)),
             centre=centre, centre_flip=centre_flip, trimmed=trimmed, trimmed_flip=trimmed_flip,
             pdq=_s(_noisy(rng, pdq, 2 * k)), pdq_flip=_s(_noisy(rng, pdq_flip, 2 * k)), pdq_quality=90,
-            shifted=tuple(_s(_noisy(rng, c, k)) for c in b["shifted"])))
+            shifted=tuple(_s(_noisy(rng, c, k)) for c in b["shifted"]),
+            shifted_flip=tuple(_s(_noisy(rng, c, k)) for c in b["shifted_flip"])))
         labels.append(fam)
     return signatures, labels
 

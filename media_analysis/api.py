@@ -46,7 +46,7 @@ class SightingSerializer(serializers.Serializer):
 
 class SimilarMediaSerializer(serializers.Serializer):
     asset = MediaAssetSerializer()
-    via = serializers.CharField(help_text="Which signature agreed: phash, phash-mirror, centre, trimmed, pdq, …")
+    via = serializers.CharField(help_text="Which signature agreed: phash, phash-mirror, centre, trimmed, moved, pdq, …")
     distance = serializers.IntegerField(help_text="That signature's distance in bits")
     phash_distance = serializers.IntegerField()
     pdq_distance = serializers.IntegerField(allow_null=True)

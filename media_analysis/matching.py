@@ -7,9 +7,9 @@ So every picture carries several signatures, and a pair matches when any of them
   mirror pHash);
 * pHash of the central region (the middle 70% each way), and of its mirror: a crop of up to 10% per
   side, a banner or meme text along an edge leaves the centre nearly unchanged; the same after cutting
-  off a flat caption banner; and that region moved a little each way (an uneven crop moves the centre),
-  and for a picture with a banner along one edge only, moved away from the banner (a crop of the other
-  edge moves the picture's centre towards the banner);
+  off a flat caption banner; and that region (and its mirror) moved a little in eight directions (an uneven
+  crop moves the centre), and for a picture with a banner along one edge only, moved away from the banner
+  (a crop of the other edge moves the picture's centre towards the banner);
 * PDQ and PDQ of the mirror image (pdqhash's dihedral hashes), when both pictures are detailed enough
   for PDQ to be trusted (quality ≥ PDQ_MIN_QUALITY).
 
@@ -37,12 +37,15 @@ from PIL import Image, ImageOps
 SCALES = (0.70, 0.66, 0.62, 0.58, 0.54)  # central regions hashed: the copy's 70% centre meets the original's at one of these
 BAND_MAX = 0.25  # a banner (a flat strip of colour along the top or bottom edge) is at most this share of the height
 BAND_MIN = 0.01  # and at least this share: a crop that cut most of a banner off leaves a strip this thin
-# A crop of 5-10% per side moves the picture's centre by up to 2.5% of its size when the sides differ: the
-# central region is also hashed moved by NUDGE each way (right, left, down, up; shares of the width or height).
-NUDGE = 0.02
+# A crop of up to 10% per side moves the picture's centre by up to 5% of its size when the sides differ (10% off
+# one, nothing off the other): the central region is also hashed moved by MOVE in each of eight directions
+# (shares of the width and the height), which leaves at most about 2% to the scales' tolerance.
+MOVE = 0.03
+MOVES = tuple((MOVE * right, MOVE * down) for right in (-1, 0, 1) for down in (-1, 0, 1) if right or down)
 # A picture that had a banner along one edge and was then cropped on the other keeps its whole height on the
 # banner's side, so its centre sits nearer the banner than the original's, by half the crop (3-6% of the
-# height for a crop of 5-10%): its central region is also hashed moved away from the banner by these shares.
+# height for a crop of up to 10%): its central region is also hashed moved away from the banner by these shares,
+# straight and with MOVE sideways (the sides may be cropped unevenly too).
 BANNER_SHIFTS = (0.03, 0.06)
 
 
@@ -57,13 +60,14 @@ class Signature:
     pdq: str
     pdq_flip: str
     pdq_quality: int
-    shifted: tuple[str, ...] = ()  # the trimmed central 70% moved by NUDGE each way, then away from a banner (if any)
+    shifted: tuple[str, ...] = ()  # the trimmed central 70% moved by each of MOVES, then away from a banner (if any)
+    shifted_flip: tuple[str, ...] = ()  # the mirror image of each of those
 
     @classmethod
     def from_json(cls, data: dict) -> Signature:
         # A signature stored before `shifted` existed has none (migration 0009 queues it for hashing again).
         return cls(**{**data, "centre": tuple(data["centre"]), "trimmed": tuple(data["trimmed"]),
-                      "shifted": tuple(data.get("shifted", ()))})
+                      "shifted": tuple(data.get("shifted", ())), "shifted_flip": tuple(data.get("shifted_flip", ()))})
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,8 @@ def signature(image: Image.Image) -> Signature:
     trimmed = image.crop((0, top, image.width, image.height - bottom)) if top or bottom else image
     # With a banner along one edge only, the trimmed centre is also taken moved away from it.
     away = -1 if bottom and not top else 1 if top and not bottom else 0
-    moves = [(NUDGE, 0.0), (-NUDGE, 0.0), (0.0, NUDGE), (0.0, -NUDGE), *((0.0, away * s) for s in BANNER_SHIFTS if away)]
+    moves = [*MOVES, *((right, away * s) for s in BANNER_SHIFTS for right in (0.0, -MOVE, MOVE) if away)]
+    moved = [_centre(trimmed, SCALES[0], right, down) for right, down in moves]
     # compute_dihedral gives eight hashes; index 5 is the left-right mirror (checked in the tests).
     return Signature(
         phash=_phash(image),
@@ -157,7 +162,8 @@ def signature(image: Image.Image) -> Signature:
         pdq=bits(dihedral[0]),
         pdq_flip=bits(dihedral[5]),
         pdq_quality=int(quality),
-        shifted=tuple(_region(_centre(trimmed, SCALES[0], right, down)) for right, down in moves),
+        shifted=tuple(_region(window) for window in moved),
+        shifted_flip=tuple(_region(ImageOps.mirror(window)) for window in moved),
     )
 
 
@@ -168,21 +174,22 @@ def hamming(a: str, b: str) -> int:
 @dataclass(frozen=True)
 class MatchEvidence:
     matched: bool
-    via: str  # phash, phash-mirror, centre, centre-mirror, pdq, pdq-mirror, or "" when no signature agrees
+    via: str  # phash, centre, trimmed, moved, pdq (each also -mirror), or "" when no signature agrees
     distance: int  # bits, of the signature named in `via` (or of the whole-picture pHash when none agrees)
 
 
 def _centre_distance(copy: Signature, original: Signature, shifted_limit: int) -> tuple[int, str]:
     """The copy's central 70% (or its mirror) against the original's centre at every scale, plain and trimmed;
-    and the copy's trimmed centre moved (Signature.shifted), when within shifted_limit."""
+    and the copy's trimmed centre moved (Signature.shifted, and mirrored), when within shifted_limit."""
     best = (65, "")
     for probe, mirrored in ((copy.centre[0], False), (copy.centre_flip, True)):
         best = min(best, *((hamming(probe, h), "centre-mirror" if mirrored else "centre") for h in original.centre))
     for probe, mirrored in ((copy.trimmed[0], False), (copy.trimmed_flip, True)):
         best = min(best, *((hamming(probe, h), "trimmed-mirror" if mirrored else "trimmed") for h in original.trimmed))
-    shifted = [hamming(probe, h) for probe in copy.shifted for h in original.trimmed]
-    if shifted and min(shifted) <= shifted_limit:
-        best = min(best, (min(shifted), "trimmed"))
+    for probes, via in ((copy.shifted, "moved"), (copy.shifted_flip, "moved-mirror")):
+        moved = min((hamming(probe, h) for probe in probes for h in original.trimmed), default=65)
+        if moved <= shifted_limit:
+            best = min(best, (moved, via))
     return best
 
 

@@ -68,10 +68,11 @@ class SimilarMedia:
 VIA_LABELS = {
     "phash": "whole picture", "phash-mirror": "mirrored", "centre": "centre (cropped or captioned)",
     "centre-mirror": "centre, mirrored", "trimmed": "without its banner", "trimmed-mirror": "without its banner, mirrored",
+    "moved": "centre, moved (an uneven crop)", "moved-mirror": "centre, moved and mirrored",
     "pdq": "PDQ", "pdq-mirror": "PDQ, mirrored",
 }
-TIER = {"phash": 0, "phash-mirror": 0, "centre": 1, "centre-mirror": 1, "trimmed": 1, "trimmed-mirror": 1, "pdq": 2,
-        "pdq-mirror": 2}
+TIER = {"phash": 0, "phash-mirror": 0, "centre": 1, "centre-mirror": 1, "trimmed": 1, "trimmed-mirror": 1, "moved": 1,
+        "moved-mirror": 1, "pdq": 2, "pdq-mirror": 2}
 
 
 KNN_MAX = 10_240
@@ -114,7 +115,7 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
     probes = [("phash", 64, probe.phash, thresholds.phash), ("phash", 64, probe.phash_flip, thresholds.phash),
               ("centre", 128, probe.centre[0], thresholds.centre), ("centre", 128, probe.centre_flip, thresholds.centre),
               ("centre", 128, probe.trimmed[0], thresholds.centre), ("centre", 128, probe.trimmed_flip, thresholds.centre),
-              *(("centre", 128, shifted, thresholds.centre_shifted) for shifted in probe.shifted)]
+              *(("centre", 128, moved, thresholds.centre_shifted) for moved in (*probe.shifted, *probe.shifted_flip))]
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
         probes += [("pdq", 256, probe.pdq, thresholds.pdq), ("pdq", 256, probe.pdq_flip, thresholds.pdq)]
     found: set[int] = set()

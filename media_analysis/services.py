@@ -490,7 +490,7 @@ class CentreIndex:
     The k nearest within the thresholds are then checked with media_match, the closest agreeing one wins
     (whole picture before centre before PDQ)."""
 
-    TIER = {"phash": 0, "centre": 1, "trimmed": 1, "pdq": 2}
+    TIER = {"phash": 0, "centre": 1, "trimmed": 1, "moved": 1, "pdq": 2}
     BATCH = 512  # pictures per assign(): larger batches search faster, but compare more new centres in NumPy
 
     def __init__(self, thresholds: Thresholds, *, neighbours: int = 24, checks: KeypointChecks | None = None) -> None:
@@ -522,14 +522,14 @@ class CentreIndex:
         trusted = signature.pdq_quality >= self.thresholds.pdq_min_quality
         return {"phash": [signature.phash], "scales": _distinct([*signature.centre, *signature.trimmed]),
                 "probes": _distinct([signature.centre[0], signature.centre_flip, signature.trimmed[0],
-                                     signature.trimmed_flip, *signature.shifted]),
+                                     signature.trimmed_flip]),
                 "pdq": [signature.pdq] if trusted else []}
 
     def _probes(self, signature: Signature) -> dict[str, list[str]]:
         trusted = signature.pdq_quality >= self.thresholds.pdq_min_quality
         return {"phash": [signature.phash, signature.phash_flip],
                 "scales": _distinct([signature.centre[0], signature.centre_flip, signature.trimmed[0],
-                                     signature.trimmed_flip, *signature.shifted]),
+                                     signature.trimmed_flip, *signature.shifted, *signature.shifted_flip]),
                 "probes": _distinct([*signature.centre, *signature.trimmed]),
                 "pdq": [signature.pdq, signature.pdq_flip] if trusted else []}
 
@@ -540,8 +540,8 @@ class CentreIndex:
 
         The centres from before the batch are searched with one faiss call per index for the whole batch
         (faiss spreads a batch over the cores; one query at a time it cannot, and its threads wait on each
-        other when the cores are busy). The batch's own new centres are few and compared exactly with NumPy,
-        then added to the indexes in one call per index."""
+        other when the cores are busy). The batch's own pictures are compared exactly with each other
+        (_near_in_batch), and its new centres then added to the indexes in one call per index."""
         signatures = [signature for _, signature in batch]
         probes = [self._probes(signature) for signature in signatures]
         best: list[tuple | None] = [None] * len(batch)
@@ -561,44 +561,50 @@ class CentreIndex:
                 checked[i] |= candidates[i]
             pending = [i for i in pending if best[i] is None or best[i][0][0] != 0]
 
-        # The batch's new centres, compared exactly: their vectors fill preallocated rows.
-        widths = {name: index.d // 64 for name, index in self.indexes.items()}  # 64-bit words per vector
+        # The batch's own pictures, compared exactly with each other (one faiss range search per index): which
+        # earlier pictures of the batch each one is near. Those that became centres are its candidates.
         vectors = [self._vectors(signature) for signature in signatures]
-        new_vectors = {name: np.empty((sum(len(v[name]) for v in vectors), width), dtype=np.uint64)
-                       for name, width in widths.items()}
-        new_owners: dict[str, list[int]] = {name: [] for name in widths}
-        probe_words = {name: self._batch_words([p[name] for p in probes], width) for name, width in widths.items()}
+        earlier = self._near_in_batch(probes, vectors)
+        own: dict[str, list[tuple[int, list[str]]]] = {name: [] for name in self.indexes}
         results: list[tuple[int, MatchEvidence | None]] = []
         for i, (asset_id, signature) in enumerate(batch):
-            for name, owners in new_owners.items():
-                start, stop = probe_words[name][1][i], probe_words[name][1][i + 1]
-                if owners and stop > start:
-                    distances = _hamming_matrix(probe_words[name][0][start:stop], new_vectors[name][: len(owners)])
-                    near = {owners[column] for column in np.nonzero(distances <= self.limits[name])[1].tolist()}
-                    best[i] = self._better(best[i], asset_id, signature, self._ranked(signature, near))
+            near = {batch[j][0] for j in earlier[i] if results[j][1] is None}
+            if near:
+                best[i] = self._better(best[i], asset_id, signature, self._ranked(signature, near))
             if best[i] is None:
                 self.signatures[asset_id] = signature
-                for name, own in vectors[i].items():
-                    if own:
-                        filled = len(new_owners[name])
-                        new_vectors[name][filled:filled + len(own)] = _words(own)
-                        new_owners[name].extend([asset_id] * len(own))
+                for name, found in vectors[i].items():
+                    if found:
+                        own[name].append((asset_id, found))
                 results.append((asset_id, None))
             else:
                 results.append((best[i][1], best[i][2]))
-        for name, owners in new_owners.items():
-            if owners:
-                self._add(name, owners, new_vectors[name][: len(owners)])
+        for name, centres in own.items():
+            if centres:
+                self._add(name, [asset for asset, found in centres for _ in found],
+                          _words([v for _, found in centres for v in found]))
         return results
 
-    @staticmethod
-    def _batch_words(probes: list[list[str]], width: int) -> tuple[np.ndarray, list[int]]:
-        """Every picture's probes for one index as rows of words, and where each picture's rows start."""
-        offsets = [0]
-        for vectors in probes:
-            offsets.append(offsets[-1] + len(vectors))
-        flat = [v for vectors in probes for v in vectors]
-        return (_words(flat) if flat else np.empty((0, width), dtype=np.uint64)), offsets
+    def _near_in_batch(self, probes: list[dict[str, list[str]]], vectors: list[dict[str, list[str]]]) -> list[set[int]]:
+        """Per picture of a batch, the earlier pictures of the batch whose vectors one of its probes comes within
+        the limit of, for any index: an exact range search (faiss IndexBinaryFlat) of all the batch's probes
+        against all its vectors."""
+        import faiss
+
+        earlier: list[set[int]] = [set() for _ in probes]
+        for name, index in self.indexes.items():
+            probe_of = np.array([i for i, p in enumerate(probes) for _ in p[name]], dtype=np.int64)
+            vector_of = np.array([i for i, v in enumerate(vectors) for _ in v[name]], dtype=np.int64)
+            if not len(probe_of) or not len(vector_of):
+                continue
+            flat = faiss.IndexBinaryFlat(index.d)
+            flat.add(_words([x for v in vectors for x in v[name]]).view(np.uint8))
+            limits, _, rows = flat.range_search(_words([x for p in probes for x in p[name]]).view(np.uint8),
+                                                self.limits[name] + 1)  # distances below the radius
+            picture, other = np.repeat(probe_of, np.diff(limits).astype(np.int64)), vector_of[rows]
+            for i, j in zip(*(column[other < picture].tolist() for column in (picture, other)), strict=True):
+                earlier[i].add(j)
+        return earlier
 
     def _add(self, name: str, owners: list[int], vectors: np.ndarray) -> None:
         self.indexes[name].add(vectors.view(np.uint8))
