@@ -134,12 +134,13 @@ def exact_centres(thresholds: object) -> object:
             self.owner[name].extend(owners)
 
         def _search(self, name: str, queries: list) -> list[tuple[int, int]]:
-            table = self.table[name][: self.size[name]]
+            searched = self.searched[name]  # the moved central regions search the scales' table
+            table = self.table[searched][: self.size[searched]]
             found = []
             for position, probes in queries:
                 if probes and len(table):
                     hits = np.nonzero(_hamming_matrix(_words(probes), table) <= self.limits[name])[1]
-                    found += [(position, self.owner[name][i]) for i in hits.tolist()]
+                    found += [(position, self.owner[searched][i]) for i in hits.tolist()]
             return found
 
     return ExactCentres()
