@@ -134,12 +134,12 @@ def exact_centres(thresholds: object) -> object:
             self.owner[name].extend(owners)
 
         def _search(self, name: str, queries: list) -> list[tuple[int, int]]:
-            searched = self.searched[name]  # the moved central regions search the scales' table
+            searched, limit, _ = self.searches[name]  # every centre within the limit, not the k nearest
             table = self.table[searched][: self.size[searched]]
             found = []
             for position, probes in queries:
                 if probes and len(table):
-                    hits = np.nonzero(_hamming_matrix(_words(probes), table) <= self.limits[name])[1]
+                    hits = np.nonzero(_hamming_matrix(_words(probes), table) <= limit)[1]
                     found += [(position, self.owner[searched][i]) for i in hits.tolist()]
             return found
 

@@ -479,13 +479,15 @@ def _hamming_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class CentreIndex:
     """The media clusters' centres so far, searchable by every signature media_match compares.
 
-    Four faiss binary HNSW indexes (built for exactly this: Hamming k-NN over packed bits), each vector
+    Five faiss binary HNSW indexes (built for exactly this: Hamming k-NN over packed bits), each vector
     mapped back to its centre:
     - whole-picture pHash (probed with the picture's pHash and its mirror's),
     - every central-region and trimmed hash of each centre (probed with the picture's central 70% and its
-      mirror's, plain and trimmed; and, in a narrower search, with its moved central regions): the picture as a
-      cropped or captioned copy of the centre,
+      mirror's, plain and trimmed; and with its moved central regions): the picture as a cropped or captioned
+      copy of the centre,
     - each centre's own central 70% probes (probed with all of the picture's scales): the centre as the copy,
+    - each centre's moved central regions (probed with all of the picture's scales): the centre as an
+      unevenly cropped copy,
     - PDQ, only between pictures detailed enough for it.
     The k nearest within the thresholds are then checked with media_match, the closest agreeing one wins
     (whole picture before centre before PDQ)."""
@@ -499,16 +501,18 @@ class CentreIndex:
         self.thresholds = thresholds
         self.checks = checks
         self.neighbours = neighbours
-        # Every comparison media_match makes has its own index here (the central regions at every scale among
-        # them), so the first cuts are the match thresholds themselves. The moved central regions (sixteen
-        # probes a picture, more than all the others) search the scales' index for a centre within their own,
-        # tighter threshold: the nearest few with a short candidate list find it, at half the cost.
-        self.limits = {"phash": thresholds.phash, "scales": thresholds.centre, "probes": thresholds.centre,
-                       "moved": thresholds.centre_shifted, "pdq": thresholds.pdq}
-        self.searched = {"phash": "phash", "scales": "scales", "probes": "probes", "moved": "scales", "pdq": "pdq"}
-        self.moved_search = faiss.SearchParametersHNSW(efSearch=32)
-        self.indexes = {name: faiss.IndexBinaryHNSW(bits, 16) for name, bits in
-                        (("phash", 64), ("scales", 128), ("probes", 128), ("pdq", 256))}
+        # Every comparison media_match makes has its own search here (the central regions at every scale among
+        # them), so the first cuts are the match thresholds themselves: (probes, index searched, limit, k nearest).
+        # The moved central regions (sixteen a picture, more than all the other vectors) only count within their
+        # own, tighter threshold: the nearest few with a short candidate list find such a centre, at half the cost
+        # of a full search, and their index is built with fewer links.
+        self.searches = {
+            "phash": ("phash", thresholds.phash, neighbours), "scales": ("scales", thresholds.centre, neighbours),
+            "probes": ("probes", thresholds.centre, neighbours), "pdq": ("pdq", thresholds.pdq, neighbours),
+            "moved": ("scales", thresholds.centre_shifted, 4), "at_moved": ("moved", thresholds.centre_shifted, 4)}
+        self.narrow = faiss.SearchParametersHNSW(efSearch=16)
+        self.indexes = {name: faiss.IndexBinaryHNSW(bits, links) for name, bits, links in
+                        (("phash", 64, 16), ("scales", 128, 16), ("probes", 128, 16), ("moved", 128, 8), ("pdq", 256, 16))}
         # Measured on the scale-2 demo's 28,740 real pictures (80% distinct) against an exact scan of every
         # centre, since each vector is added once (_distinct): the same centre for 99.89% of pictures at
         # efConstruction 40, 99.91% at 48, 99.95% at 80 (1.3-1.45x the time of 40), 99.74% at 24 or 32 (no
@@ -517,6 +521,7 @@ class CentreIndex:
         for index in self.indexes.values():
             index.hnsw.efConstruction = 40
             index.hnsw.efSearch = max(64, neighbours * 2)
+        self.indexes["moved"].hnsw.efConstruction = 16
         self.owner: dict[str, list[int]] = {name: [] for name in self.indexes}
         self.signatures: dict[int, Signature] = {}
 
@@ -527,6 +532,7 @@ class CentreIndex:
         return {"phash": [signature.phash], "scales": _distinct([*signature.centre, *signature.trimmed]),
                 "probes": _distinct([signature.centre[0], signature.centre_flip, signature.trimmed[0],
                                      signature.trimmed_flip]),
+                "moved": [*signature.shifted, *signature.shifted_flip],
                 "pdq": [signature.pdq] if trusted else []}
 
     def _probes(self, signature: Signature) -> dict[str, list[str]]:
@@ -536,6 +542,7 @@ class CentreIndex:
                                      signature.trimmed_flip]),
                 "probes": _distinct([*signature.centre, *signature.trimmed]),
                 "moved": [*signature.shifted, *signature.shifted_flip],
+                "at_moved": _distinct([*signature.centre, *signature.trimmed]),
                 "pdq": [signature.pdq, signature.pdq_flip] if trusted else []}
 
     def assign(self, batch: list[tuple[int, Signature]]) -> list[tuple[int, MatchEvidence | None]]:
@@ -554,7 +561,7 @@ class CentreIndex:
         pending = list(range(len(batch)))
         # A whole-picture match outranks any other, so the central regions and PDQ are only searched for
         # pictures the pHash index offers none.
-        for stage in (("phash",), ("scales", "probes", "moved", "pdq")):
+        for stage in (("phash",), ("scales", "probes", "moved", "at_moved", "pdq")):
             candidates: list[set[int]] = [set() for _ in batch]
             for name in stage:
                 for position, centre in self._search(name, [(i, probes[i][name]) for i in pending]):
@@ -597,7 +604,7 @@ class CentreIndex:
         import faiss
 
         earlier: list[set[int]] = [set() for _ in probes]
-        for name, searched in self.searched.items():
+        for name, (searched, limit, _) in self.searches.items():
             probe_of = np.array([i for i, p in enumerate(probes) for _ in p[name]], dtype=np.int64)
             vector_of = np.array([i for i, v in enumerate(vectors) for _ in v[searched]], dtype=np.int64)
             if not len(probe_of) or not len(vector_of):
@@ -605,7 +612,7 @@ class CentreIndex:
             flat = faiss.IndexBinaryFlat(self.indexes[searched].d)
             flat.add(_words([x for v in vectors for x in v[searched]]).view(np.uint8))
             limits, _, rows = flat.range_search(_words([x for p in probes for x in p[name]]).view(np.uint8),
-                                                self.limits[name] + 1)  # distances below the radius
+                                                limit + 1)  # distances below the radius
             picture, other = np.repeat(probe_of, np.diff(limits).astype(np.int64)), vector_of[rows]
             for i, j in zip(*(column[other < picture].tolist() for column in (picture, other)), strict=True):
                 earlier[i].add(j)
@@ -618,17 +625,15 @@ class CentreIndex:
     def _search(self, name: str, queries: list[tuple[int, list[str]]]) -> list[tuple[int, int]]:
         """(query position, centre) for every centre with a vector among the k nearest of a probe, within the
         limit; one faiss search for all the probes."""
-        searched = self.searched[name]
+        searched, limit, k = self.searches[name]
         index = self.indexes[searched]
         positions = [position for position, probes in queries for _ in probes]
         if index.ntotal == 0 or not positions:
             return []
         vectors = _words([p for _, probes in queries for p in probes]).view(np.uint8)
-        if name == "moved":
-            distances, rows = index.search(vectors, min(8, index.ntotal), params=self.moved_search)
-        else:
-            distances, rows = index.search(vectors, min(self.neighbours, index.ntotal))
-        hits = (distances <= self.limits[name]) & (rows >= 0)
+        narrow = self.narrow if k < self.neighbours else None
+        distances, rows = index.search(vectors, min(k, index.ntotal), params=narrow)
+        hits = (distances <= limit) & (rows >= 0)
         owners = self.owner[searched]
         queries_hit, ranks = np.nonzero(hits)
         return [(positions[q], owners[r]) for q, r in zip(queries_hit.tolist(), rows[queries_hit, ranks].tolist(), strict=True)]
