@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import imagehash
 import numpy as np
 import pdqhash
+import scipy.fftpack
 from django.conf import settings
 from PIL import Image, ImageOps
 
@@ -136,6 +137,26 @@ def _region(image: Image.Image) -> str:
     return _phash(image) + bits(imagehash.dhash(image).hash)
 
 
+def _region_and_mirror(image: Image.Image) -> tuple[str, str]:
+    """_region of a picture and of its mirror image from one pair of reductions: imagehash's pHash and dHash
+    steps (the same bits for the picture), with the mirror image's reduced pixels taken as the picture's
+    reversed (Pillow's reduction filters are symmetric, so this is the mirror image's reduction, rounding aside)."""
+    grey = image.convert("L")
+    small = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS))
+    tiny = np.asarray(grey.resize((9, 8), Image.Resampling.LANCZOS))
+    found = []
+    for pixels, gradient in ((small, tiny), (small[:, ::-1], tiny[:, ::-1])):
+        low = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=0), axis=1)[:8, :8]
+        found.append(bits(low > np.median(low)) + bits(gradient[:, 1:] > gradient[:, :-1]))
+    return found[0], found[1]
+
+
+def _scales(image: Image.Image) -> tuple[tuple[str, ...], str]:
+    """_region of the picture's centre at every one of SCALES, and of the mirror image of the first."""
+    first, mirrored = _region_and_mirror(_centre(image, SCALES[0]))
+    return (first, *(_region(_centre(image, share)) for share in SCALES[1:])), mirrored
+
+
 WORKING_SIDE = 256  # the pHash-family signatures are taken from a copy this large (they look at 32x32 or less)
 
 
@@ -150,20 +171,22 @@ def signature(image: Image.Image) -> Signature:
     # With a banner along one edge only, the trimmed centre is also taken moved away from it.
     away = -1 if bottom and not top else 1 if top and not bottom else 0
     moves = [*MOVES, *((right, away * s) for s in BANNER_SHIFTS for right in (0.0, -MOVE, MOVE) if away)]
-    moved = [_centre(trimmed, SCALES[0], right, down) for right, down in moves]
+    moved = [_region_and_mirror(_centre(trimmed, SCALES[0], right, down)) for right, down in moves]
+    centre, centre_flip = _scales(image)
+    trimmed_centre, trimmed_flip = (centre, centre_flip) if trimmed is image else _scales(trimmed)
     # compute_dihedral gives eight hashes; index 5 is the left-right mirror (checked in the tests).
     return Signature(
         phash=_phash(image),
         phash_flip=_phash(ImageOps.mirror(image)),
-        centre=tuple(_region(_centre(image, share)) for share in SCALES),
-        centre_flip=_region(ImageOps.mirror(_centre(image, SCALES[0]))),
-        trimmed=tuple(_region(_centre(trimmed, share)) for share in SCALES),
-        trimmed_flip=_region(ImageOps.mirror(_centre(trimmed, SCALES[0]))),
+        centre=centre,
+        centre_flip=centre_flip,
+        trimmed=trimmed_centre,
+        trimmed_flip=trimmed_flip,
         pdq=bits(dihedral[0]),
         pdq_flip=bits(dihedral[5]),
         pdq_quality=int(quality),
-        shifted=tuple(_region(window) for window in moved),
-        shifted_flip=tuple(_region(ImageOps.mirror(window)) for window in moved),
+        shifted=tuple(plain for plain, _ in moved),
+        shifted_flip=tuple(mirrored for _, mirrored in moved),
     )
 
 

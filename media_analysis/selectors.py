@@ -106,28 +106,29 @@ def knn_within(cursor, *, table: str, column: str, length: int, vector: str, max
 def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int | None = None,
                      thresholds: Thresholds | None = None) -> set[int]:
     """Stored pictures near a probe on any indexed signature: whole-picture pHash (and the probe's mirror),
-    PDQ (and its mirror) when trusted, and the central region (plain, mirrored, without banners, moved
-    away from a banner). Per signature: the `neighbours` nearest, and every stored picture within that
-    signature's threshold however many there are. Found by an exact scan of the process's in-memory copy of the hashes
+    PDQ (and its mirror) when trusted, and the central region (plain, mirrored, without banners). Per
+    signature: the `neighbours` nearest, and every stored picture within that signature's threshold
+    however many there are. The probe's moved central regions (sixteen of them) add only the pictures
+    within their own threshold. Found by an exact scan of the process's in-memory copy of the hashes
     (media_analysis.hash_scan), or with more stored pictures than settings.MEDIA_SCAN_MAX_ROWS by the
     HNSW indexes (knn_within)."""
     thresholds = thresholds or Thresholds.from_settings()
-    probes = [("phash", 64, probe.phash, thresholds.phash), ("phash", 64, probe.phash_flip, thresholds.phash),
-              ("centre", 128, probe.centre[0], thresholds.centre), ("centre", 128, probe.centre_flip, thresholds.centre),
-              ("centre", 128, probe.trimmed[0], thresholds.centre), ("centre", 128, probe.trimmed_flip, thresholds.centre),
-              *(("centre", 128, moved, thresholds.centre_shifted) for moved in (*probe.shifted, *probe.shifted_flip))]
+    probes = [("phash", 64, v, thresholds.phash, neighbours) for v in (probe.phash, probe.phash_flip)]
+    probes += [("centre", 128, v, thresholds.centre, neighbours)
+               for v in (probe.centre[0], probe.centre_flip, probe.trimmed[0], probe.trimmed_flip)]
+    probes += [("centre", 128, v, thresholds.centre_shifted, 0) for v in (*probe.shifted, *probe.shifted_flip)]
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
-        probes += [("pdq", 256, probe.pdq, thresholds.pdq), ("pdq", 256, probe.pdq_flip, thresholds.pdq)]
+        probes += [("pdq", 256, v, thresholds.pdq, neighbours) for v in (probe.pdq, probe.pdq_flip)]
     found: set[int] = set()
     if _scanned(cursor):
-        scans = _lookup_scans(cursor, {(column, length) for column, length, _, _ in probes})
-        for column, _, vector, threshold in probes:
-            found.update(scans[column].near(vector, max_distance=threshold, k=neighbours).tolist())
+        scans = _lookup_scans(cursor, {(column, length) for column, length, *_ in probes})
+        for column, _, vector, threshold, k in probes:
+            found.update(scans[column].near(vector, max_distance=threshold, k=k).tolist())
         return found - {exclude}
-    for column, length, vector, threshold in probes:
+    for column, length, vector, threshold, k in probes:
         rows = knn_within(cursor, table="media_analysis_mediaasset", column=column, length=length, vector=vector,
-                          max_distance=threshold, k=neighbours, where=f"hash_state = 'done' AND {column} IS NOT NULL",
-                          within_only=False)
+                          max_distance=threshold, k=max(k, 8), where=f"hash_state = 'done' AND {column} IS NOT NULL",
+                          within_only=k == 0)
         found.update(i for i, _ in rows)
     return found - {exclude}
 

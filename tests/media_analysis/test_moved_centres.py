@@ -113,3 +113,13 @@ def test_media_clusters_and_lookups_find_uneven_crops(tmp_path, settings, cast):
     found = {m.asset.original_name: m.via for m in media_similar(user=cast["investigator"], signature=probe,
                                                                  picture=tmp_path / "original.jpg")}
     assert set(found) == {"original.jpg", "copy0.jpg", "copy1.jpg", "copy2.jpg", "copy3.jpg"}
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "camera", "grass"])
+def test_one_reduction_gives_a_region_and_its_mirror_image_exactly(name):
+    from media_analysis.matching import _centre, _region, _region_and_mirror
+
+    picture = square(name, 256)
+    for right, down in ((0.0, 0.0), *MOVES):
+        window = _centre(picture, 0.7, right, down)
+        assert _region_and_mirror(window) == (_region(window), _region(ImageOps.mirror(window)))
