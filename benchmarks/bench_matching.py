@@ -133,8 +133,8 @@ def _matches(a: Picture, b: Picture, thresholds, check: int) -> bool:
     from media_analysis.keypoints import agreement, confirmed
     from media_analysis.matching import media_match
 
-    def confirm(mirrored: bool) -> bool:
-        return confirmed(agreement(a.keypoints[mirrored], b.keypoints[0]), check)
+    def confirm(mirrored: bool, strict: bool = False) -> bool:
+        return confirmed(agreement(a.keypoints[mirrored], b.keypoints[0]), check, strict)
 
     return media_match(a.signature, b.signature, thresholds, confirm if check else None).matched
 

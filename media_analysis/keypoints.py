@@ -136,6 +136,7 @@ def agreement(a: Keypoints, b: Keypoints) -> int:
     return max(_carried(a, b), _carried(b, a))
 
 
-def confirmed(count: int, minimum: int) -> bool:
-    """Whether an agreement count confirms a central-region match: enough keypoints, or too few to tell."""
-    return count == UNDECIDED or count >= minimum
+def confirmed(count: int, minimum: int, strict: bool = False) -> bool:
+    """Whether an agreement count confirms a central-region match: enough keypoints, or too few to tell unless
+    strict (a match by a moved central region, itself one guess among sixteen)."""
+    return count >= minimum or (count == UNDECIDED and not strict)

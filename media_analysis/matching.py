@@ -217,14 +217,15 @@ def _centre_distance(copy: Signature, original: Signature, shifted_limit: int) -
 
 
 def media_match(a: Signature, b: Signature, thresholds: Thresholds | None = None,
-                confirm: Callable[[bool], bool] | None = None) -> MatchEvidence:
+                confirm: Callable[[bool, bool], bool] | None = None) -> MatchEvidence:
     """Do two signatures show the same picture (either may be the altered one)? The closest agreeing
     signature says how.
 
     A match that rests on one coarse signature alone — the central region, or the whole-picture pHash
     farther than `phash_sure` bits — with no trusted PDQ agreeing, is put to `confirm` (with whether it is
-    a mirrored match), and stands only if it says yes: callers holding the pictures pass a keypoint check
-    (media_analysis.keypoints). Without `confirm`, the signatures decide alone."""
+    a mirrored match, and whether it is strict: a match by a moved central region, one guess among sixteen,
+    is refused when the pictures are too plain to tell), and stands only if it says yes: callers holding the
+    pictures pass a keypoint check (media_analysis.keypoints). Without `confirm`, the signatures decide alone."""
     t = thresholds or Thresholds.from_settings()
     pdq = None
     if a.pdq_quality >= t.pdq_min_quality and b.pdq_quality >= t.pdq_min_quality:
@@ -232,10 +233,11 @@ def media_match(a: Signature, b: Signature, thresholds: Thresholds | None = None
         pdq = pdq if pdq[0] <= t.pdq else None
     whole = min((hamming(a.phash, b.phash), "phash"), (hamming(a.phash_flip, b.phash), "phash-mirror"))
     if whole[0] <= t.phash and (whole[0] <= t.phash_sure or pdq is not None or confirm is None
-                                or confirm(whole[1].endswith("mirror"))):
+                                or confirm(whole[1].endswith("mirror"), False)):
         return MatchEvidence(True, whole[1], whole[0])
     centre = min(_centre_distance(a, b, t.centre_shifted), _centre_distance(b, a, t.centre_shifted))
-    if centre[0] <= t.centre and (pdq is not None or confirm is None or confirm(centre[1].endswith("mirror"))):
+    if centre[0] <= t.centre and (pdq is not None or confirm is None
+                                  or confirm(centre[1].endswith("mirror"), centre[1].startswith("moved"))):
         return MatchEvidence(True, centre[1], centre[0])
     if pdq is not None:
         return MatchEvidence(True, pdq[1], pdq[0])

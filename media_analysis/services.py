@@ -209,24 +209,26 @@ class KeypointChecks:
         self.counts: dict[tuple[int | None, int], int] = {}  # (a, b) as asked (a None for the probe): keypoints in agreement
         self._probe_counts: dict[tuple[int, bool], int] = {}
 
-    def between(self, a: int, b: int) -> Callable[[bool], bool] | None:
+    def between(self, a: int, b: int) -> Callable[[bool, bool], bool] | None:
         """The `confirm` that media_match takes, for two stored pictures (None when the check is turned off)."""
-        return None if self.minimum == 0 else lambda mirrored: self.confirms(a, b, mirrored=mirrored)
+        return None if self.minimum == 0 else \
+            lambda mirrored, strict=False: self.confirms(a, b, mirrored=mirrored, strict=strict)
 
-    def with_probe(self, asset: int) -> Callable[[bool], bool] | None:
+    def with_probe(self, asset: int) -> Callable[[bool, bool], bool] | None:
         """The same between the probe (a picture's file, or a stored picture's id) and a stored picture."""
         if self.minimum == 0 or self.probe is None or self.probe == asset:
             return None
         if isinstance(self.probe, int):
             return self.between(self.probe, asset)
-        return lambda mirrored: self.confirms(None, asset, mirrored=mirrored)
+        return lambda mirrored, strict=False: self.confirms(None, asset, mirrored=mirrored, strict=strict)
 
     def probe_count(self, asset: int) -> int | None:
         """Keypoints in agreement between the probe and a stored picture, if the check was asked."""
         return self.counts.get((self.probe if isinstance(self.probe, int) else None, asset))
 
-    def confirms(self, a: int | None, b: int, *, mirrored: bool) -> bool:
-        """Whether the keypoints of a (None: the probe), mirrored or not, and b confirm their match."""
+    def confirms(self, a: int | None, b: int, *, mirrored: bool, strict: bool = False) -> bool:
+        """Whether the keypoints of a (None: the probe), mirrored or not, and b confirm their match (strict: too
+        plain to tell refuses it; keypoints.confirmed)."""
         if a is None:  # the probe: nothing to keep, but media_match may ask twice (whole picture, then centre)
             count = self._probe_counts.get((b, mirrored))
             if count is None:
@@ -235,7 +237,7 @@ class KeypointChecks:
                     return True
                 count = self._probe_counts[b, mirrored] = agreement(mine, theirs)
             self.counts[a, b] = count
-            return confirmed(count, self.minimum)
+            return confirmed(count, self.minimum, strict)
         key = (min(a, b), max(a, b), mirrored)
         if key not in self.known and not self.preloaded:
             self._stored(key)
@@ -246,7 +248,7 @@ class KeypointChecks:
                 return True
             count = self.known[key] = self.new[key] = agreement(first, second)
         self.counts[a, b] = count
-        return confirmed(count, self.minimum)
+        return confirmed(count, self.minimum, strict)
 
     def _picture(self, asset: int | None, mirrored: bool) -> Keypoints | None:
         key = (asset, mirrored)
@@ -645,7 +647,7 @@ class CentreIndex:
         for centre in centres:
             asked: list[bool] = []
             evidence = media_match(signature, self.signatures[centre], self.thresholds,
-                                   lambda mirrored, asked=asked: asked.append(mirrored) or True)
+                                   lambda mirrored, strict=False, asked=asked: asked.append(mirrored) or True)
             if evidence.matched:
                 rank = (self.TIER[evidence.via.split("-")[0]], evidence.distance, centre)
                 ranked.append((rank, centre, evidence, asked[0] if asked else None))

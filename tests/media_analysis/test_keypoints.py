@@ -77,7 +77,7 @@ def test_media_match_asks_the_check_only_when_the_central_region_alone_agrees():
 
     assert _by_centre(media_match(cropped, original).via)
     assert not media_match(cropped, original, confirm=refuse).matched and asked == [False]
-    assert _by_centre(media_match(cropped, original, confirm=lambda mirrored: True).via)
+    assert _by_centre(media_match(cropped, original, confirm=lambda mirrored, strict: True).via)
     asked.clear()
     resized = signature(square("rocket").resize((200, 200)))
     assert media_match(resized, original, confirm=refuse).via == "phash" and asked == []
