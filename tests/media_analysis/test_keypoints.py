@@ -64,6 +64,8 @@ def test_plain_pictures_cannot_refute_a_match_unless_beside_a_textured_one_of_th
     # A picture decoded at reduced size counts at its stored size.
     assert agreement(keypoints(flat.resize((180, 180)), side=400), keypoints(square("coffee"))) == 0
     assert confirmed(UNDECIDED, 12) and confirmed(12, 12) and not confirmed(11, 12)
+    # Strict (a match by a moved central region): too plain to tell refuses.
+    assert not confirmed(UNDECIDED, 12, strict=True) and confirmed(12, 12, strict=True)
 
 
 def test_media_match_asks_the_check_only_when_the_central_region_alone_agrees():
@@ -71,7 +73,7 @@ def test_media_match_asks_the_check_only_when_the_central_region_alone_agrees():
     cropped = signature(crop(square("rocket"), 0.08, 0.06, 0.08, 0.07))
     asked: list[bool] = []
 
-    def refuse(mirrored: bool) -> bool:
+    def refuse(mirrored: bool, strict: bool) -> bool:
         asked.append(mirrored)
         return False
 
@@ -87,7 +89,7 @@ def test_media_match_asks_the_check_only_when_the_central_region_alone_agrees():
 
 
 def _by_centre(via: str) -> bool:
-    return via.split("-")[0] in {"centre", "trimmed"}  # the central region, plain or without its banner
+    return via.split("-")[0] in {"centre", "trimmed", "moved"}  # the central region: plain, without its banner, moved
 
 
 @pytest.fixture
@@ -231,7 +233,7 @@ def test_a_whole_picture_match_near_its_threshold_is_checked_too():
     original, other = signature(square("rocket")), signature(square("coins"))
     asked: list[bool] = []
 
-    def refuse(mirrored: bool) -> bool:
+    def refuse(mirrored: bool, strict: bool) -> bool:
         asked.append(mirrored)
         return False
 

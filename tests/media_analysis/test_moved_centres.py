@@ -43,6 +43,19 @@ def test_an_uneven_crop_matches_by_the_moved_centre_and_only_by_it(name, alterat
         assert not media_match(copy, signature(square(other)), thresholds).matched, other
 
 
+def test_a_match_by_a_moved_region_asks_the_keypoint_check_strictly():
+    original = signature(square("chelsea"))
+    asked: list[tuple[bool, bool]] = []
+
+    def record(mirrored: bool, strict: bool) -> bool:
+        asked.append((mirrored, strict))
+        return True
+
+    assert media_match(signature(crop(square("chelsea"), 0.10, 0.0, 0.0, 0.0)), original, confirm=record).via == "moved"
+    assert media_match(signature(crop(square("chelsea"), 0.06, 0.05, 0.06, 0.05)), original, confirm=record).via == "centre"
+    assert asked == [(False, True), (False, False)]
+
+
 def test_moved_regions_need_their_own_tighter_threshold():
     original = signature(square("coffee"))
     copy = signature(crop(square("coffee"), 0.10, 0.0, 0.0, 0.0))
