@@ -43,7 +43,9 @@ def test_an_uneven_crop_matches_by_the_moved_centre_and_only_by_it(name, alterat
         assert not media_match(copy, signature(square(other)), thresholds).matched, other
 
 
-def test_a_match_by_a_moved_region_asks_the_keypoint_check_strictly():
+def test_a_match_by_a_moved_region_near_its_threshold_asks_the_keypoint_check_strictly():
+    from media_analysis.matching import MOVED_SURE_MARGIN
+
     original = signature(square("chelsea"))
     asked: list[tuple[bool, bool]] = []
 
@@ -51,9 +53,13 @@ def test_a_match_by_a_moved_region_asks_the_keypoint_check_strictly():
         asked.append((mirrored, strict))
         return True
 
-    assert media_match(signature(crop(square("chelsea"), 0.10, 0.0, 0.0, 0.0)), original, confirm=record).via == "moved"
+    near = media_match(signature(crop(square("chelsea"), 0.10, 0.0, 0.0, 0.0)), original, confirm=record)
+    close = media_match(signature(UNEVEN["banner below, cropped into it and 10% off the top"](square("chelsea"))), original,
+                        confirm=record)
     assert media_match(signature(crop(square("chelsea"), 0.06, 0.05, 0.06, 0.05)), original, confirm=record).via == "centre"
-    assert asked == [(False, True), (False, False)]
+    limit = Thresholds.from_settings().centre_shifted - MOVED_SURE_MARGIN
+    assert near.via == close.via == "moved" and close.distance <= limit < near.distance
+    assert asked == [(False, True), (False, False), (False, False)]
 
 
 def test_moved_regions_need_their_own_tighter_threshold():
