@@ -125,9 +125,9 @@ def banners(image: Image.Image) -> tuple[int, int]:
     return _band(grey), _band(grey[::-1])
 
 
-def trim_banners(image: Image.Image) -> Image.Image:
-    """The picture with its caption banners (banners()) cut off."""
-    top, bottom = banners(image)
+def trim_banners(image: Image.Image, found: tuple[int, int] | None = None) -> Image.Image:
+    """The picture with its caption banners (banners(), or the rows `found` there) cut off."""
+    top, bottom = found or banners(image)
     return image.crop((0, top, image.width, image.height - bottom)) if top or bottom else image
 
 
@@ -171,7 +171,7 @@ def signature(image: Image.Image) -> Signature:
         image = image.copy()
         image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
     top, bottom = banners(image)
-    trimmed = image.crop((0, top, image.width, image.height - bottom)) if top or bottom else image
+    trimmed = trim_banners(image, (top, bottom))
     # With a banner along one edge only, the trimmed centre is also taken moved away from it.
     away = -1 if bottom and not top else 1 if top and not bottom else 0
     moves = [*MOVES, *((right, away * s) for s in BANNER_SHIFTS for right in (0.0, -MOVE, MOVE) if away)]
