@@ -134,7 +134,7 @@ def exact_centres(thresholds: object) -> object:
             self.owner[name].extend(owners)
 
         def _search(self, name: str, queries: list) -> list[tuple[int, int]]:
-            searched, limit, _ = self.searches[name]  # every centre within the limit, not the k nearest
+            searched, limit, *_ = self.searches[name]  # every centre within the limit, not the k nearest
             table = self.table[searched][: self.size[searched]]
             found = []
             for position, probes in queries:

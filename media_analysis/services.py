@@ -504,15 +504,18 @@ class CentreIndex:
         self.checks = checks
         self.neighbours = neighbours
         # Every comparison media_match makes has its own search here (the central regions at every scale among
-        # them), so the first cuts are the match thresholds themselves: (index searched, limit, k nearest). The
+        # them), so the first cuts are the match thresholds themselves: (index searched, limit, k nearest, search
+        # parameters, None for the index's own). The
         # moved central regions (sixteen a picture, more than all the other vectors) count within their own,
         # tighter threshold, and are searched narrowly: the 8 nearest with efSearch 32, in an index with 8 links
         # built with efConstruction 16. On the scale-1 demo's pictures that gives 99.07% of them the exact scan's
         # centre; standard searches give 99.74%, but made synthetic distinct-heavy builds several times slower.
-        self.searches = {"phash": ("phash", thresholds.phash, neighbours), "scales": ("scales", thresholds.centre, neighbours),
-                         "probes": ("probes", thresholds.centre, neighbours), "pdq": ("pdq", thresholds.pdq, neighbours),
-                         "moved": ("scales", thresholds.centre_shifted, 8), "at_moved": ("moved", thresholds.centre_shifted, 8)}
-        self.narrow = faiss.SearchParametersHNSW(efSearch=32)
+        narrow = faiss.SearchParametersHNSW(efSearch=32)
+        self.searches = {
+            "phash": ("phash", thresholds.phash, neighbours, None), "scales": ("scales", thresholds.centre, neighbours, None),
+            "probes": ("probes", thresholds.centre, neighbours, None), "pdq": ("pdq", thresholds.pdq, neighbours, None),
+            "moved": ("scales", thresholds.centre_shifted, 8, narrow),
+            "at_moved": ("moved", thresholds.centre_shifted, 8, narrow)}
         self.indexes = {name: faiss.IndexBinaryHNSW(bits, links) for name, bits, links in
                         (("phash", 64, 16), ("scales", 128, 16), ("probes", 128, 16), ("moved", 128, 8), ("pdq", 256, 16))}
         # Measured on the scale-2 demo's 28,740 real pictures (80% distinct) against an exact scan of every
@@ -606,7 +609,7 @@ class CentreIndex:
         import faiss
 
         earlier: list[set[int]] = [set() for _ in probes]
-        for name, (searched, limit, _) in self.searches.items():
+        for name, (searched, limit, *_) in self.searches.items():
             probe_of = np.array([i for i, p in enumerate(probes) for _ in p[name]], dtype=np.int64)
             vector_of = np.array([i for i, v in enumerate(vectors) for _ in v[searched]], dtype=np.int64)
             if not len(probe_of) or not len(vector_of):
@@ -627,14 +630,13 @@ class CentreIndex:
     def _search(self, name: str, queries: list[tuple[int, list[str]]]) -> list[tuple[int, int]]:
         """(query position, centre) for every centre with a vector among the k nearest of a probe, within the
         limit; one faiss search for all the probes."""
-        searched, limit, k = self.searches[name]
+        searched, limit, k, params = self.searches[name]
         index = self.indexes[searched]
         positions = [position for position, probes in queries for _ in probes]
         if index.ntotal == 0 or not positions:
             return []
         vectors = _words([p for _, probes in queries for p in probes]).view(np.uint8)
-        narrow = self.narrow if k < self.neighbours else None
-        distances, rows = index.search(vectors, min(k, index.ntotal), params=narrow)
+        distances, rows = index.search(vectors, min(k, index.ntotal), params=params)
         hits = (distances <= limit) & (rows >= 0)
         owners = self.owner[searched]
         queries_hit, ranks = np.nonzero(hits)
