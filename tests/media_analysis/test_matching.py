@@ -155,3 +155,51 @@ def test_a_picture_with_many_copies_keeps_one_centre():
             joined.update({n: centre for (n, _), (centre, _) in zip(chunk, index.assign(chunk), strict=True)})
         assert all(joined[n] == 0 for n in range(1, len(copies) + 1)), batch
         assert [joined[n] for n in range(len(copies) + 1, len(joined))] == list(range(len(copies) + 1, len(joined)))
+
+
+def _random_signature(rng: np.random.Generator) -> object:
+    from media_analysis.matching import Signature
+
+    def bits(n: int) -> str:
+        return "".join(rng.choice(["0", "1"], size=n))
+
+    centre = tuple(bits(128) for _ in range(5))
+    return Signature(phash=bits(64), phash_flip=bits(64), centre=centre, centre_flip=bits(128), trimmed=centre,
+                     trimmed_flip=bits(128), pdq=bits(256), pdq_flip=bits(256), pdq_quality=90,
+                     shifted=tuple(bits(128) for _ in range(8)), shifted_flip=tuple(bits(128) for _ in range(8)))
+
+
+def _flipped(bits: str, count: int, start: int = 0) -> str:
+    return "".join("10"[int(b)] if start <= i < start + count else b for i, b in enumerate(bits))
+
+
+def test_within_a_batch_a_closer_whole_picture_match_beats_an_earlier_centre():
+    """A picture that already matched a centre from before its batch still joins a new centre earlier in its
+    batch when that one matches it better: by the whole picture rather than the central region, or by the whole
+    picture at fewer bits."""
+    from dataclasses import replace
+
+    from media_analysis.matching import Thresholds
+    from media_analysis.services import CentreIndex
+
+    rng = np.random.default_rng(5)
+    thresholds = Thresholds.from_settings()
+    before = _random_signature(rng)
+    # Matches `before` by its central region only, and the batch's first picture by the whole picture.
+    by_centre = replace(_random_signature(rng), centre=before.centre, trimmed=before.trimmed)
+    whole = replace(_random_signature(rng), phash=_flipped(by_centre.phash, 3))
+    # Matches `before` by the whole picture at 9 bits, and the batch's other new picture at 2.
+    by_phash = replace(_random_signature(rng), phash=_flipped(before.phash, 9))
+    closer = replace(_random_signature(rng), phash=_flipped(by_phash.phash, 2, start=40))
+    assert media_match(by_centre, before, thresholds).via == "centre"
+    assert media_match(by_phash, before, thresholds).via == "phash"
+
+    index = CentreIndex(thresholds)
+    assert index.assign([(1, before)]) == [(1, None)]
+    placed = index.assign([(2, whole), (3, by_centre), (4, closer), (5, by_phash)])
+    assert [(centre, evidence and (evidence.via, evidence.distance)) for centre, evidence in placed] == [
+        (2, None), (2, ("phash", 3)), (4, None), (4, ("phash", 2))]
+    # Without the batch's own pictures, each would have stayed with the centre from before.
+    alone = CentreIndex(thresholds)
+    alone.assign([(1, before)])
+    assert [centre for centre, _ in alone.assign([(3, by_centre), (5, by_phash)])] == [1, 1]
