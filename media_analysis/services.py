@@ -592,10 +592,10 @@ class CentreIndex:
         # picture that matched no centre from before the batch can become one, and only a whole-picture match
         # could beat one a picture has already: the rest of the search would find nothing that counts.
         vectors = [self._vectors(signature) for signature in signatures]
-        open_ = {i for i in range(len(batch)) if best[i] is None}
+        unmatched = {i for i in range(len(batch)) if best[i] is None}
         earlier = self._near_in_batch(
             [p if best[i] is None or best[i][0][0] != 0 else {"phash": p["phash"]} for i, p in enumerate(probes)],
-            [v if i in open_ else {} for i, v in enumerate(vectors)])
+            [v if i in unmatched else {} for i, v in enumerate(vectors)])
         own: dict[str, list[tuple[int, list[str]]]] = {name: [] for name in self.indexes}
         results: list[tuple[int, MatchEvidence | None]] = []
         for i, (asset_id, signature) in enumerate(batch):
