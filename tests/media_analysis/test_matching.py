@@ -203,3 +203,24 @@ def test_within_a_batch_a_closer_whole_picture_match_beats_an_earlier_centre():
     alone = CentreIndex(thresholds)
     alone.assign([(1, before)])
     assert [centre for centre, _ in alone.assign([(3, by_centre), (5, by_phash)])] == [1, 1]
+
+
+def test_the_wide_whole_picture_search_is_only_for_pictures_the_narrow_one_found_no_match_for(monkeypatch):
+    """Most pictures are copies a few bits from their centre: the pHash index is searched narrowly for every
+    picture, and as widely as the other indexes only for those without a whole-picture match."""
+    from dataclasses import replace
+
+    from media_analysis.matching import Thresholds
+    from media_analysis.services import CentreIndex
+
+    rng = np.random.default_rng(3)
+    original, unrelated = _random_signature(rng), _random_signature(rng)
+    copy = replace(_random_signature(rng), phash=_flipped(original.phash, 3))
+    index = CentreIndex(Thresholds.from_settings())
+    index.assign([(1, original)])
+    searched: dict[str, list[int]] = {}
+    search = index._search
+    monkeypatch.setattr(index, "_search", lambda name, queries: searched.setdefault(name, [q for q, _ in queries])
+                        and search(name, queries))
+    assert [centre for centre, _ in index.assign([(2, copy), (3, unrelated)])] == [1, 3]
+    assert searched["phash_first"] == [0, 1] and searched["phash"] == searched["scales"] == [1]
