@@ -218,9 +218,13 @@ def test_the_wide_whole_picture_search_is_only_for_pictures_the_narrow_one_found
     copy = replace(_random_signature(rng), phash=_flipped(original.phash, 3))
     index = CentreIndex(Thresholds.from_settings())
     index.assign([(1, original)])
-    searched: dict[str, list[int]] = {}
+    searched: dict[str, list[int]] = {}  # the positions in the batch each search was asked for
     search = index._search
-    monkeypatch.setattr(index, "_search", lambda name, queries: searched.setdefault(name, [q for q, _ in queries])
-                        and search(name, queries))
+
+    def spy(name: str, queries: list) -> list:
+        searched[name] = [position for position, _ in queries]
+        return search(name, queries)
+
+    monkeypatch.setattr(index, "_search", spy)
     assert [centre for centre, _ in index.assign([(2, copy), (3, unrelated)])] == [1, 3]
     assert searched["phash_first"] == [0, 1] and searched["phash"] == searched["scales"] == [1]
