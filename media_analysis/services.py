@@ -505,6 +505,9 @@ class CentreIndex:
 
     TIER = {"phash": 0, "centre": 1, "trimmed": 1, "moved": 1, "pdq": 2}
     BATCH = 512  # pictures per assign(): larger batches search faster, but compare more new centres in NumPy
+    # Searches made with another search's probes (the name of a search is otherwise the key of its probes). Having
+    # no probes of their own, they are left out of the exact comparison within a batch (_near_in_batch).
+    PROBES_OF = {"phash_first": "phash"}
 
     def __init__(self, thresholds: Thresholds, *, neighbours: int = 24, checks: KeypointChecks | None = None) -> None:
         import faiss
@@ -584,7 +587,7 @@ class CentreIndex:
         for stage in (("phash_first",), ("phash",), ("scales", "probes", "moved", "at_moved", "pdq")):
             candidates: list[set[int]] = [set() for _ in batch]
             for name in stage:
-                for position, centre in self._search(name, [(i, probes[i][name.removesuffix("_first")]) for i in pending]):
+                for position, centre in self._search(name, [(i, probes[i][self.PROBES_OF.get(name, name)]) for i in pending]):
                     candidates[position].add(centre)
             ranked = {i: self._ranked(signatures[i], candidates[i] - checked[i]) for i in pending}
             self._prefetch([(batch[i][0], ranked[i], best[i]) for i in pending])
