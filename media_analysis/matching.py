@@ -164,12 +164,18 @@ def _scales(image: Image.Image) -> tuple[tuple[str, ...], str]:
 WORKING_SIDE = 256  # the pHash-family signatures are taken from a copy this large (they look at 32x32 or less)
 
 
-def signature(image: Image.Image) -> Signature:
-    """All signatures of an RGB picture."""
-    dihedral, quality = pdqhash.compute_dihedral(np.asarray(image))
+def _working(image: Image.Image) -> Image.Image:
+    """The picture at WORKING_SIDE at most."""
     if max(image.size) > WORKING_SIDE:
         image = image.copy()
         image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return image
+
+
+def signature(image: Image.Image) -> Signature:
+    """All signatures of an RGB picture."""
+    dihedral, quality = pdqhash.compute_dihedral(np.asarray(image))
+    image = _working(image)
     top, bottom = banners(image)
     trimmed = trim_banners(image, (top, bottom))
     # With a banner along one edge only, the trimmed centre is also taken moved away from it.
@@ -192,6 +198,31 @@ def signature(image: Image.Image) -> Signature:
         shifted=tuple(plain for plain, _ in moved),
         shifted_flip=tuple(mirrored for _, mirrored in moved),
     )
+
+
+# A picture cut unevenly (up to 10% off some sides, nothing off the others) holds its original's central 70% as
+# a larger window, off its own centre. The moved regions find such a pair from the original's side only (its
+# central region moved, Signature.shifted); an image lookup whose probe is the crop, among stored pictures whose
+# moved regions are not indexed, hashes those larger windows of the probe instead (outer_regions), as they would
+# sit after OUTER_CROP off one side or two adjacent ones, and compares them with the stored central regions.
+OUTER_CROP = 0.08
+
+
+def outer_regions(image: Image.Image) -> tuple[str, ...]:
+    """_region, and of the mirror image, of each window of an RGB picture that would be its original's central
+    70% had OUTER_CROP been cut off one side or two adjacent ones: sixteen hashes, for finding the original."""
+    image = _working(image)
+    margin = (1 - SCALES[0]) / 2
+    found: list[str] = []
+    for left, right in ((OUTER_CROP, 0.0), (0.0, 0.0), (0.0, OUTER_CROP)):
+        for top, bottom in ((OUTER_CROP, 0.0), (0.0, 0.0), (0.0, OUTER_CROP)):
+            if left or right or top or bottom:
+                width, height = 1 - left - right, 1 - top - bottom
+                window = ((margin - left) / width, (margin - top) / height, (1 - margin - left) / width,
+                          (1 - margin - top) / height)
+                sides = (image.width, image.height) * 2
+                found += _region_and_mirror(image.crop(tuple(round(share * side) for share, side in zip(window, sides))))
+    return tuple(found)
 
 
 def hamming(a: str, b: str) -> int:

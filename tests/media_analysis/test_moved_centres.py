@@ -142,3 +142,52 @@ def test_one_reduction_gives_a_region_and_its_mirror_image_exactly(name):
     for right, down in ((0.0, 0.0), *MOVES):
         window = _centre(picture, 0.7, right, down)
         assert _region_and_mirror(window) == (_region(window), _region(ImageOps.mirror(window)))
+
+
+@pytest.mark.parametrize("alteration", UNEVEN)
+@pytest.mark.parametrize("name", PHOTOGRAPHS)
+def test_a_crops_outer_regions_meet_its_originals_central_region(name, alteration):
+    """A lookup whose probe is the uneven crop finds the original through the probe's larger, off-centre windows
+    (outer_regions): within the moved regions' threshold of the original's central 70%, and of no other
+    photograph's."""
+    from media_analysis.matching import hamming, outer_regions
+
+    limit = Thresholds.from_settings().centre_shifted
+    outer = outer_regions(UNEVEN[alteration](square(name)))
+    assert len(outer) == 16
+
+    def nearest(other: str) -> int:
+        found = signature(square(other) if other != name or "banner" not in alteration
+                          else add_banner(square(name), "#share #truth"))  # that crop's original has the banner
+        return min(hamming(v, h) for v in outer for h in (found.centre[0], found.centre_flip))
+
+    assert nearest(name) <= limit
+    assert all(nearest(other) > limit for other in set(PHOTOGRAPHS + ["rocket", "motorcycle"]) - {name})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scan_max_rows", [5_000_000, 0], ids=["in-memory scan", "HNSW indexes"])
+@pytest.mark.parametrize("name", PHOTOGRAPHS)
+def test_a_lookup_by_an_uneven_crop_finds_its_original(tmp_path, settings, cast, name, scan_max_rows):
+    """The probe is cut 10% off the left and the top: its own central and moved regions are too far from the
+    stored original's central region, so only its outer regions bring the original in. Asked for pictures within
+    the thresholds only (no nearest neighbours), by the probe's file and by the stored crop's id."""
+    from media_analysis.hashing import compute_hashes
+    from media_analysis.selectors import media_similar
+    from tests.media_analysis.pictures import store_pictures
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.MEDIA_SCAN_MAX_ROWS = scan_max_rows
+    crop_of = UNEVEN["10% off the left and the top"]
+    assets = store_pictures(tmp_path, {"original": square(name), "rocket": square("rocket"),
+                                       "crop": crop_of(square(name))})
+    probe = compute_hashes(tmp_path / "crop.jpg", max_pixels=10**7).signature
+
+    def found(picture: object) -> set[str]:
+        return {m.asset.original_name for m in media_similar(user=cast["investigator"], signature=probe,
+                                                             picture=picture, candidates=0)}
+
+    assert found(tmp_path / "crop.jpg") == found(assets["crop"].pk) == {"crop.jpg", "original.jpg"}
+    assert found(None) == {"crop.jpg"}  # the signature alone: the original is not among the candidates
+    (tmp_path / "gone.jpg").write_bytes(b"not a picture")
+    assert found(tmp_path / "gone.jpg") == {"crop.jpg"}  # a probe file that cannot be read: the signature alone
