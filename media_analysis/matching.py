@@ -25,6 +25,7 @@ prints recall and precision per alteration.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -213,15 +214,15 @@ def outer_regions(image: Image.Image) -> tuple[str, ...]:
     70% had OUTER_CROP been cut off one side or two adjacent ones: sixteen hashes, for finding the original."""
     image = _working(image)
     margin = (1 - SCALES[0]) / 2
+    sides = (image.width, image.height) * 2
+    cuts = ((OUTER_CROP, 0.0), (0.0, 0.0), (0.0, OUTER_CROP))  # (off the start, off the end) of one axis
     found: list[str] = []
-    for left, right in ((OUTER_CROP, 0.0), (0.0, 0.0), (0.0, OUTER_CROP)):
-        for top, bottom in ((OUTER_CROP, 0.0), (0.0, 0.0), (0.0, OUTER_CROP)):
-            if left or right or top or bottom:
-                width, height = 1 - left - right, 1 - top - bottom
-                window = ((margin - left) / width, (margin - top) / height, (1 - margin - left) / width,
-                          (1 - margin - top) / height)
-                sides = (image.width, image.height) * 2
-                found += _region_and_mirror(image.crop(tuple(round(share * side) for share, side in zip(window, sides))))
+    for (left, right), (top, bottom) in itertools.product(cuts, cuts):
+        if left or right or top or bottom:
+            width, height = 1 - left - right, 1 - top - bottom
+            window = ((margin - left) / width, (margin - top) / height, (1 - margin - left) / width,
+                      (1 - margin - top) / height)
+            found += _region_and_mirror(image.crop(tuple(round(share * side) for share, side in zip(window, sides))))
     return tuple(found)
 
 

@@ -20,7 +20,7 @@ from media_analysis.hash_scan import HashScan, hash_scan
 from media_analysis.hashing import UnreadableImage, compute_hashes, load_rgb
 from media_analysis.matching import Signature, Thresholds, hamming, media_match, outer_regions
 from media_analysis.models import HashState, MediaAsset
-from media_analysis.services import KeypointChecks
+from media_analysis.services import KeypointChecks, stored_picture_path
 
 
 def media_hash_counts() -> dict[str, int]:
@@ -232,8 +232,7 @@ def _outer_regions(picture: Path | int | None) -> tuple[str, ...]:
     """outer_regions of a probe's picture (its file, or a stored picture's id); none when there is no picture
     or it cannot be read (the lookup goes on with the signature alone)."""
     if isinstance(picture, int):
-        name = MediaAsset.objects.filter(pk=picture).values_list("file", flat=True).first()
-        picture = Path(settings.MEDIA_ROOT) / name if name else None
+        picture = stored_picture_path(picture)
     if picture is None:
         return ()
     try:
