@@ -180,11 +180,12 @@ def distractor_matches(count: int, thresholds, check: int, centre_limits=(20, 22
         for probe in (scales[0], words["centre_flip"]):
             centre = np.minimum(centre, _hamming_matrix(probe, scale))
     centre = np.minimum(centre, centre.T)
-    # The copy's central region moved (Signature.shifted, plain and mirrored) against the original's at every scale.
+    # The copy's moved regions (Signature.moved: its central region moved, its outer windows; plain and mirrored)
+    # against the original's centre at every scale.
     moved = np.full((count, count), 255, dtype=np.uint16)
-    for k in range(max(len(s.shifted) for s in signatures)):
-        for probe in (_words([s.shifted[min(k, len(s.shifted) - 1)] for s in signatures]),
-                      _words([s.shifted_flip[min(k, len(s.shifted_flip) - 1)] for s in signatures])):
+    for k in range(max(len(s.moved) for s in signatures)):
+        for probe in (_words([s.moved[min(k, len(s.moved) - 1)] for s in signatures]),
+                      _words([s.moved_flip[min(k, len(s.moved_flip) - 1)] for s in signatures])):
             for scale in scales:
                 moved = np.minimum(moved, _hamming_matrix(probe, scale))
     moved = np.minimum(moved, moved.T)
@@ -268,7 +269,7 @@ def main() -> None:
             mark = "  (settings)" if limit == thresholds.centre else ""
             print(f"  central regions ≤ {limit}: {count} pairs, {found['centre_pictures'][limit]} pictures with a "
                   f"false match ({100 * found['centre_pictures'][limit] / found['pictures']:.1f}%){mark}")
-        print(f"  and the central region moved ≤ {thresholds.centre_shifted} (CENTRE_SHIFTED_MATCH_DISTANCE) where the "
+        print(f"  and the moved regions ≤ {thresholds.centre_shifted} (CENTRE_SHIFTED_MATCH_DISTANCE) where the "
               f"others are farther: {found['moved']} pairs")
         print(f"  matched by one coarse signature alone (pHash {thresholds.phash_sure + 1}–{thresholds.phash} bits, or the "
               f"central region): {found['unsure']} pairs; after the keypoint check: {found['unsure_checked']}")

@@ -5,8 +5,8 @@ media_clusters_rebuild uses) against an exact scan of every centre with NumPy, i
     .venv/bin/python benchmarks/bench_media_clusters.py --database --sizes 100000,1000000 [--singletons 0.96]
 
 Signatures are synthetic but shaped like real data: families of copies of one picture (whole-picture pHash,
-five central-region scales, trimmed and moved hashes, mirror hashes and PDQ), each copy a few bits off its original,
-one in ten mirrored, family sizes from 1 (most pictures are unique) to several hundred (a viral picture).
+five central-region scales, trimmed and moved hashes, outer windows, mirror hashes and PDQ), each copy a few
+bits off its original, one in ten mirrored, family sizes from 1 (most pictures are unique) to several hundred (a viral picture).
 Prints pictures per second for both, how often they agree on a picture's centre, and how many family
 members end up with their family's first picture; with --database, the build's time and its parts (reading
 the signatures, grouping them, storing the clusters). Figures, never assertions.
@@ -54,6 +54,7 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
     from media_analysis.matching import Signature
 
     rng = np.random.default_rng(seed)
+    windows = np.random.default_rng(seed + 1)  # the outer windows' own draws, leaving the rest as they were
     families: list[tuple[int, int]] = []  # (family, copies)
     total, family = 0, 0
     while total < n:
@@ -73,6 +74,9 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
         # The central region moved in eight directions, and six ways away from a banner (Signature.shifted), each also mirrored.
         bases[fam]["shifted"] = [_bits(rng, 128) for _ in range(14 if bannered else 8)]
         bases[fam]["shifted_flip"] = [_bits(rng, 128) for _ in range(14 if bannered else 8)]
+        # The windows where its original's centre would be, were it an uneven crop (Signature.outer), also mirrored.
+        bases[fam]["outer"] = [_bits(windows, 128) for _ in range(8)]
+        bases[fam]["outer_flip"] = [_bits(windows, 128) for _ in range(8)]
         order += [(fam, i == 0) for i in range(size)]
     # Copies appear after their original, interleaved with everything else.
     originals = [o for o in order if o[1]]
@@ -112,7 +116,9 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
             centre=centre, centre_flip=centre_flip, trimmed=trimmed, trimmed_flip=trimmed_flip,
             pdq=_s(_noisy(rng, pdq, 2 * k)), pdq_flip=_s(_noisy(rng, pdq_flip, 2 * k)), pdq_quality=90,
             shifted=tuple(_s(_noisy(rng, c, k)) for c in b["shifted"]),
-            shifted_flip=tuple(_s(_noisy(rng, c, k)) for c in b["shifted_flip"])))
+            shifted_flip=tuple(_s(_noisy(rng, c, k)) for c in b["shifted_flip"]),
+            outer=tuple(_s(_noisy(windows, c, k)) for c in b["outer"]),
+            outer_flip=tuple(_s(_noisy(windows, c, k)) for c in b["outer_flip"])))
         labels.append(fam)
     return signatures, labels
 

@@ -138,5 +138,5 @@ def agreement(a: Keypoints, b: Keypoints) -> int:
 
 def confirmed(count: int, minimum: int, strict: bool = False) -> bool:
     """Whether an agreement count confirms a central-region match: enough keypoints, or too few to tell unless
-    strict (a match by a moved central region, itself one guess among sixteen)."""
+    strict (a match by a moved region, itself one guess among thirty-two)."""
     return count >= minimum or (count == UNDECIDED and not strict)

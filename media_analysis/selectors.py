@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -17,10 +16,10 @@ from pgvector.django import HammingDistance
 
 from investigator.roles import INVESTIGATOR, has_role
 from media_analysis.hash_scan import HashScan, hash_scan
-from media_analysis.hashing import UnreadableImage, compute_hashes, load_rgb
-from media_analysis.matching import Signature, Thresholds, hamming, media_match, outer_regions
+from media_analysis.hashing import UnreadableImage, compute_hashes
+from media_analysis.matching import Signature, Thresholds, hamming, media_match
 from media_analysis.models import HashState, MediaAsset
-from media_analysis.services import KeypointChecks, stored_picture_path
+from media_analysis.services import KeypointChecks
 
 
 def media_hash_counts() -> dict[str, int]:
@@ -105,20 +104,20 @@ def knn_within(cursor, *, table: str, column: str, length: int, vector: str, max
 
 
 def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int | None = None,
-                     thresholds: Thresholds | None = None, outer: Sequence[str] = ()) -> set[int]:
+                     thresholds: Thresholds | None = None) -> set[int]:
     """Stored pictures near a probe on any indexed signature: whole-picture pHash (and the probe's mirror),
     PDQ (and its mirror) when trusted, and the central region (plain, mirrored, without banners). Per
     signature: the `neighbours` nearest, and every stored picture within that signature's threshold
-    however many there are. The probe's moved central regions (sixteen of them), and its `outer` regions
-    (media_analysis.matching.outer_regions: the probe as an uneven crop of a stored picture) add only the
-    pictures within their own threshold. Found by an exact scan of the process's in-memory copy of the hashes
-    (media_analysis.hash_scan), or with more stored pictures than settings.MEDIA_SCAN_MAX_ROWS by the
-    HNSW indexes (knn_within)."""
+    however many there are. The probe's moved regions (Signature.moved, thirty-two with the mirrored ones: its
+    central region moved, for the probe as the original of an uneven crop; its outer windows, for the probe as
+    the crop) add only the pictures within their own threshold. Found by an exact scan of the process's
+    in-memory copy of the hashes (media_analysis.hash_scan), or with more stored pictures than
+    settings.MEDIA_SCAN_MAX_ROWS by the HNSW indexes (knn_within)."""
     thresholds = thresholds or Thresholds.from_settings()
     probes = [("phash", 64, v, thresholds.phash, neighbours) for v in (probe.phash, probe.phash_flip)]
     probes += [("centre", 128, v, thresholds.centre, neighbours)
                for v in (probe.centre[0], probe.centre_flip, probe.trimmed[0], probe.trimmed_flip)]
-    probes += [("centre", 128, v, thresholds.centre_shifted, 0) for v in (*probe.shifted, *probe.shifted_flip, *outer)]
+    probes += [("centre", 128, v, thresholds.centre_shifted, 0) for v in (*probe.moved, *probe.moved_flip)]
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
         probes += [("pdq", 256, v, thresholds.pdq, neighbours) for v in (probe.pdq, probe.pdq_flip)]
     found: set[int] = set()
@@ -192,9 +191,8 @@ def media_similar(
     thresholds = Thresholds.from_settings()
     if max_distance is not None:
         thresholds = replace(thresholds, phash=max_distance)
-    outer = _outer_regions(picture)
     with connection.cursor() as cursor:
-        ids = media_candidates(cursor, signature, neighbours=candidates, thresholds=thresholds, outer=outer)
+        ids = media_candidates(cursor, signature, neighbours=candidates, thresholds=thresholds)
     assets = MediaAsset.objects.filter(pk__in=ids).annotate(phash_distance=HammingDistance("phash", signature.phash))
     checks = KeypointChecks(probe=picture)
     matches = []
@@ -226,20 +224,6 @@ def media_similar_to_upload(*, user: AbstractBaseUser | AnonymousUser, upload: U
         probe.flush()
         hashes = compute_hashes(Path(probe.name), max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
         return media_similar(user=user, signature=hashes.signature, picture=Path(probe.name), max_distance=max_distance)
-
-
-def _outer_regions(picture: Path | int | None) -> tuple[str, ...]:
-    """outer_regions of a probe's picture (its file, or a stored picture's id); none when there is no picture
-    or it cannot be read (the lookup goes on with the signature alone)."""
-    if isinstance(picture, int):
-        picture = stored_picture_path(picture)
-    if picture is None:
-        return ()
-    try:
-        image, _, _ = load_rgb(picture, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
-    except UnreadableImage:
-        return ()
-    return outer_regions(image)
 
 
 def stored_signature(asset: MediaAsset) -> Signature | None:
