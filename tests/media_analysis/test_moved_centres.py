@@ -37,6 +37,11 @@ def _unmoved(found: Signature) -> Signature:
     return replace(found, shifted=(), shifted_flip=(), outer=(), outer_flip=())
 
 
+def _matches_no_other_photograph(copy: Signature, name: str) -> None:
+    for other in set(PHOTOGRAPHS + ["rocket", "motorcycle"]) - {name}:
+        assert not media_match(copy, signature(square(other))).matched, other
+
+
 @pytest.mark.parametrize("alteration", UNEVEN)
 @pytest.mark.parametrize("name", PHOTOGRAPHS)
 def test_an_uneven_crop_matches_by_the_moved_centre_and_only_by_it(name, alteration):
@@ -48,8 +53,7 @@ def test_an_uneven_crop_matches_by_the_moved_centre_and_only_by_it(name, alterat
     assert evidence.matched and evidence.via == ("moved-mirror" if "mirrored" in alteration else "moved"), evidence
     assert evidence.distance <= thresholds.centre_shifted
     assert media_match(original, copy, thresholds) == evidence  # either way round
-    for other in set(PHOTOGRAPHS + ["rocket", "motorcycle"]) - {name}:
-        assert not media_match(copy, signature(square(other)), thresholds).matched, other
+    _matches_no_other_photograph(copy, name)
 
 
 @pytest.mark.parametrize("corner", CORNERS)
@@ -62,8 +66,7 @@ def test_the_outer_windows_alone_match_a_crop_of_two_adjacent_sides(name, corner
     evidence = media_match(windows_only, replace(original, shifted=(), shifted_flip=()), thresholds)
     assert evidence.matched and evidence.via == "moved" and evidence.distance <= thresholds.centre_shifted, evidence
     assert media_match(copy, original, thresholds).distance <= evidence.distance  # the regions' best
-    for other in set(PHOTOGRAPHS + ["rocket", "motorcycle"]) - {name}:
-        assert not media_match(copy, signature(square(other)), thresholds).matched, other
+    _matches_no_other_photograph(copy, name)
 
 
 def test_a_match_by_a_moved_region_near_its_threshold_asks_the_keypoint_check_strictly():
