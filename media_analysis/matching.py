@@ -180,18 +180,12 @@ def _scales(image: Image.Image) -> tuple[tuple[str, ...], str]:
 WORKING_SIDE = 256  # the pHash-family signatures are taken from a copy this large (they look at 32x32 or less)
 
 
-def _working(image: Image.Image) -> Image.Image:
-    """The picture at WORKING_SIDE at most."""
-    if max(image.size) > WORKING_SIDE:
-        image = image.copy()
-        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return image
-
-
 def signature(image: Image.Image) -> Signature:
     """All signatures of an RGB picture."""
     dihedral, quality = pdqhash.compute_dihedral(np.asarray(image))
-    image = _working(image)
+    if max(image.size) > WORKING_SIDE:
+        image = image.copy()
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
     top, bottom = banners(image)
     trimmed = trim_banners(image, (top, bottom))
     # With a banner along one edge only, the trimmed centre is also taken moved away from it.

@@ -183,12 +183,6 @@ def known_sources_add(*, paths: list[Path], label: str, note: str = "", user: ob
     return added
 
 
-def stored_picture_path(asset: int) -> Path | None:
-    """Where a stored picture's file is (None for no such picture)."""
-    name = MediaAsset.objects.filter(pk=asset).values_list("file", flat=True).first()
-    return Path(settings.MEDIA_ROOT) / name if name else None
-
-
 class KeypointChecks:
     """Keypoint checks (media_analysis.keypoints) of pairs matched on one coarse signature alone (see
     media_analysis.matching.media_match), between stored pictures and optionally an outside picture (an image
@@ -261,7 +255,11 @@ class KeypointChecks:
         if key in self._keypoints:
             self._keypoints.move_to_end(key)
             return self._keypoints[key]
-        path = self.probe if asset is None else stored_picture_path(asset)
+        if asset is None:
+            path = self.probe
+        else:
+            name = MediaAsset.objects.filter(pk=asset).values_list("file", flat=True).first()
+            path = Path(settings.MEDIA_ROOT) / name if name else None
         found = self._read(path, mirrored, asset)
         self.pictures_read += found is not None
         return self._keep(key, found)
