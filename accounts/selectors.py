@@ -29,7 +29,7 @@ from accounts.normalize import normalize_url
 from investigator.roles import INVESTIGATOR, has_role
 from investigator.text import reveal, spreadsheet_safe
 from media_analysis.models import MediaAsset, MediaCluster
-from media_analysis.selectors import media_hash_counts
+from media_analysis.selectors import HashCounts, media_hash_counts
 
 
 def datasets_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Dataset]:
@@ -67,9 +67,9 @@ def dataset_overview(*, user: AbstractBaseUser | AnonymousUser) -> list[DatasetO
     ]
 
 
-def media_hash_progress(*, user: AbstractBaseUser | AnonymousUser) -> dict[str, int]:
+def media_hash_progress(*, user: AbstractBaseUser | AnonymousUser) -> HashCounts | None:
     if not has_role(user, INVESTIGATOR):
-        return {}
+        return None
     return media_hash_counts()
 
 

@@ -83,15 +83,7 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    progress = media_hash_progress(user=request.user)
-    total = sum(progress.values())
-    finished = progress.get("done", 0) + progress.get("failed", 0)
-    context = {
-        "hash_progress": progress,
-        "hash_total": total,
-        "hash_finished": finished,
-        "hash_percent": round(100 * finished / total) if total else 100,
-    }
+    context = {"hash_progress": media_hash_progress(user=request.user)}
     if _partial(request):
         return render(request, "investigator/partials/hash_progress.html", context)
     context.update({

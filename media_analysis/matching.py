@@ -57,6 +57,14 @@ BANNER_SHIFTS = (0.03, 0.06)
 MOVED_SURE_MARGIN = 8
 
 
+# Which signature the workers take today. Raise it when a field is added to Signature (one that from_json can
+# leave empty for an older one): pictures hashed earlier keep matching with what they have, and the workers hash
+# them again when no new picture is waiting (media_analysis.services.media_rehash_claim). A change that makes
+# stored values mean something else needs a migration that sets them pending instead.
+# 1: the central regions; 2: `shifted`, `shifted_flip`; 3: `outer`, `outer_flip`.
+SIGNATURE_VERSION = 3
+
+
 @dataclass(frozen=True)
 class Signature:
     phash: str  # bit strings, as pgvector's bit type takes them
@@ -75,8 +83,7 @@ class Signature:
 
     @classmethod
     def from_json(cls, data: dict) -> Signature:
-        # A signature stored before `shifted` or `outer` existed has none (migrations 0009 and 0010 queue it for
-        # hashing again).
+        # A signature stored before `shifted` or `outer` existed has none (see SIGNATURE_VERSION).
         return cls(**{**data, "centre": tuple(data["centre"]), "trimmed": tuple(data["trimmed"]),
                       **{name: tuple(data.get(name, ())) for name in ("shifted", "shifted_flip", "outer", "outer_flip")}})
 

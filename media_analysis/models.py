@@ -43,6 +43,8 @@ class MediaAsset(models.Model):
     pdq_flip = BitField(length=256, null=True, blank=True)
     centre = BitField(length=128, null=True, blank=True)
     signature = models.JSONField(null=True, blank=True)
+    # matching.SIGNATURE_VERSION when it was taken; lower means the workers hash the picture again when idle.
+    signature_version = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -54,6 +56,9 @@ class MediaAsset(models.Model):
                       ef_construction=64),
             # Workers claim pending assets oldest first.
             models.Index(fields=["id"], condition=Q(hash_state="pending"), name="media_pending_idx"),
+            # and, when none is pending, hashed ones with an older signature, oldest signature first.
+            models.Index(fields=["signature_version", "id"], condition=Q(hash_state="done"),
+                         name="media_signature_version_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -11,21 +11,48 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from pgvector.django import HammingDistance
 
 from investigator.roles import INVESTIGATOR, has_role
 from media_analysis.hash_scan import HashScan, hash_scan
 from media_analysis.hashing import UnreadableImage, compute_hashes
-from media_analysis.matching import Signature, Thresholds, hamming, media_match
+from media_analysis.matching import SIGNATURE_VERSION, Signature, Thresholds, hamming, media_match
 from media_analysis.models import HashState, MediaAsset
 from media_analysis.services import KeypointChecks
 
 
-def media_hash_counts() -> dict[str, int]:
+@dataclass(frozen=True)
+class HashCounts:
+    """How many assets are in each hashing state; `outdated` of the hashed ones wait to be hashed again with the
+    workers' newer signature (matching.SIGNATURE_VERSION), and match with the one they have meanwhile."""
+
+    pending: int = 0
+    processing: int = 0
+    done: int = 0
+    failed: int = 0
+    outdated: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.processing + self.done + self.failed
+
+    @property
+    def finished(self) -> int:
+        """Assets nothing is left to do for: hashed with the current signature, or failed."""
+        return self.done - self.outdated + self.failed
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.finished / self.total) if self.total else 100
+
+
+def media_hash_counts() -> HashCounts:
     """How many assets are in each hashing state (operational; shown to every role)."""
-    counts = dict(MediaAsset.objects.values("hash_state").annotate(n=Count("id")).values_list("hash_state", "n"))
-    return {state: counts.get(state, 0) for state in HashState.values}
+    outdated = Q(hash_state=HashState.DONE, signature_version__lt=SIGNATURE_VERSION, hash_error="")
+    rows = MediaAsset.objects.values("hash_state").annotate(n=Count("id"), outdated=Count("id", filter=outdated))
+    counts = {row["hash_state"]: row["n"] for row in rows if row["hash_state"] in HashState.values}
+    return HashCounts(**counts, outdated=sum(row["outdated"] for row in rows))
 
 
 def media_assets_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[MediaAsset]:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from investigator.memory import few_collections
 from media_analysis.hashing import UnreadableImage, compute_hashes, load_rgb
 from media_analysis.keypoints import Keypoints, agreement, confirmed, keypoints
-from media_analysis.matching import MatchEvidence, Signature, Thresholds, media_match
+from media_analysis.matching import SIGNATURE_VERSION, MatchEvidence, Signature, Thresholds, media_match
 from media_analysis.models import HashState, KeypointCheck, MediaAsset, media_upload_path
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,29 @@ def media_hash_claim(*, limit: int) -> list[int]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
+def media_rehash_claim(*, limit: int, older_than: timedelta = timedelta(minutes=30)) -> list[int]:
+    """Claim up to ``limit`` hashed assets whose signature is older than matching.SIGNATURE_VERSION, oldest
+    signature first, to hash them again. They stay hashed (and keep matching) while a worker has them; a claim
+    older than ``older_than`` is a dead worker's, and is taken over. One whose stored file could not be hashed
+    again (its hash_error says why) is not claimed again."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH claimable AS MATERIALIZED (
+                SELECT id FROM media_analysis_mediaasset
+                WHERE hash_state = %s AND signature_version < %s AND hash_error = ''
+                  AND (claimed_at IS NULL OR claimed_at < now() - %s)
+                ORDER BY signature_version, id LIMIT %s FOR UPDATE SKIP LOCKED
+            )
+            UPDATE media_analysis_mediaasset AS asset SET claimed_at = now()
+            FROM claimable WHERE asset.id = claimable.id
+            RETURNING asset.id
+            """,
+            [HashState.DONE, SIGNATURE_VERSION, older_than, limit],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
 def media_hash_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -> int:
     """Give back assets whose worker died mid-batch."""
     return MediaAsset.objects.filter(
@@ -130,23 +153,34 @@ def media_hash_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -
     ).update(hash_state=HashState.PENDING, claimed_at=None)
 
 
-def media_hash_batch(*, asset_ids: list[int]) -> dict[str, int]:
-    """Hash claimed assets. A broken file marks only its own asset failed."""
+def media_hash_batch(*, asset_ids: list[int], again: bool = False) -> dict[str, int]:
+    """Hash claimed assets: pending ones (media_hash_claim), or with ``again`` hashed ones whose signature is
+    older (media_rehash_claim). A broken file marks only its own asset failed; one that was hashed before keeps
+    the hashes it has, and its hash_error says why it could not be hashed again."""
     done = failed = 0
-    for asset in MediaAsset.objects.filter(id__in=asset_ids, hash_state=HashState.PROCESSING):
+    if again:
+        assets = MediaAsset.objects.filter(id__in=asset_ids, hash_state=HashState.DONE,
+                                           signature_version__lt=SIGNATURE_VERSION)
+    else:
+        assets = MediaAsset.objects.filter(id__in=asset_ids, hash_state=HashState.PROCESSING)
+    for asset in assets.defer("signature"):
         path = Path(settings.MEDIA_ROOT) / asset.file.name
         try:
             hashes = compute_hashes(path, max_pixels=settings.MEDIA_MAX_IMAGE_PIXELS)
-        except (UnreadableImage, FileNotFoundError) as exc:
-            reason = str(exc) if isinstance(exc, UnreadableImage) else "stored file is missing"
-            MediaAsset.objects.filter(pk=asset.pk).update(
-                hash_state=HashState.FAILED, hash_error=reason, hashed_at=timezone.now()
-            )
+        except UnreadableImage as exc:
+            reason = "the stored file is missing" if not path.exists() else str(exc)
+            if again:
+                MediaAsset.objects.filter(pk=asset.pk).update(
+                    hash_error=f"could not be hashed again ({reason}); the earlier hashes stand", claimed_at=None)
+            else:
+                MediaAsset.objects.filter(pk=asset.pk).update(
+                    hash_state=HashState.FAILED, hash_error=reason, hashed_at=timezone.now())
             failed += 1
             continue
         MediaAsset.objects.filter(pk=asset.pk).update(
             hash_state=HashState.DONE,
             hash_error="",
+            claimed_at=None,
             hashed_at=timezone.now(),
             width=hashes.width,
             height=hashes.height,
@@ -159,6 +193,7 @@ def media_hash_batch(*, asset_ids: list[int]) -> dict[str, int]:
             pdq_flip=hashes.signature.pdq_flip,
             centre=hashes.signature.centre[0],
             signature=asdict(hashes.signature),
+            signature_version=SIGNATURE_VERSION,
         )
         done += 1
     return {"done": done, "failed": failed}

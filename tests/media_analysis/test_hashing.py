@@ -148,13 +148,25 @@ def test_imported_media_is_hashed_by_a_real_worker(celery_worker_process, tmp_pa
 def test_hash_media_command_waits_for_the_workers(celery_worker_process, tmp_path, capsys):
     from django.core.management import call_command
 
+    from media_analysis.matching import SIGNATURE_VERSION
+
+    # One picture hashed before the outer windows existed: the workers hash it again, after the new ones.
+    earlier = _save(_photo(80), tmp_path / "earlier.png")
+    media_assets_register(files=[(media_file_store(path=earlier), earlier.name)])
+    media_hash_batch(asset_ids=media_hash_claim(limit=10))
+    current = MediaAsset.objects.get().signature
+    MediaAsset.objects.update(signature_version=SIGNATURE_VERSION - 1,
+                              signature={k: v for k, v in current.items() if k not in {"outer", "outer_flip"}})
     bad = tmp_path / "zero.jpg"
     bad.write_bytes(b"\xff\xd8\xff")  # a JPEG header and nothing else
     paths = [_save(_photo(96), tmp_path / "ok.png"), bad]
     media_assets_register(files=[(media_file_store(path=p), p.name) for p in paths])
     call_command("hash_media", wait=True, timeout=90)
     out = capsys.readouterr().out
-    assert "Done: 1 hashed, 1 could not be read." in out
+    assert "for 2 pending images and 1 to hash again with the newer signature" in out
+    assert "Done: 2 hashed, 1 could not be read." in out
+    again = MediaAsset.objects.get(original_name="earlier.png")
+    assert (again.signature_version, again.signature) == (SIGNATURE_VERSION, current)
 
 
 def test_storing_the_same_content_at_once_from_many_imports_gives_one_whole_file(tmp_path, settings):

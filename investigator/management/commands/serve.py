@@ -162,7 +162,7 @@ class Command(BaseCommand):
 
     def prepare_queue(self) -> None:
         from accounts.services import import_runs_fail_stale
-        from media_analysis.models import HashState, MediaAsset
+        from media_analysis.selectors import media_hash_counts
         from media_analysis.services import media_hash_requeue_stale
         from media_analysis.tasks import hash_pending_media
 
@@ -173,8 +173,8 @@ class Command(BaseCommand):
                     message.unlink(missing_ok=True)
         media_hash_requeue_stale()
         import_runs_fail_stale()
-        pending = MediaAsset.objects.filter(hash_state=HashState.PENDING).count()
-        for _ in range(-(-pending // settings.MEDIA_HASH_BATCH_SIZE)):
+        counts = media_hash_counts()  # new pictures, and pictures hashed with an older signature
+        for _ in range(-(-(counts.pending + counts.outdated) // settings.MEDIA_HASH_BATCH_SIZE)):
             hash_pending_media.delay()
 
     def start_children(self, bind: str) -> None:

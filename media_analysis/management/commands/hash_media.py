@@ -13,7 +13,8 @@ from media_analysis.tasks import hash_pending_media
 
 
 class Command(BaseCommand):
-    help = "Queue hashing of every pending image on the Celery workers; --wait shows progress until done."
+    help = ("Queue hashing of every pending image on the Celery workers, and hashing again of every image hashed "
+            "with an older signature; --wait shows progress until done.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--wait", action="store_true")
@@ -22,23 +23,23 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         requeued = media_hash_requeue_stale()
         counts = media_hash_counts()
-        batches = -(-counts["pending"] // settings.MEDIA_HASH_BATCH_SIZE)
+        batches = -(-(counts.pending + counts.outdated) // settings.MEDIA_HASH_BATCH_SIZE)
         for _ in range(batches):
             hash_pending_media.delay()
-        self.stdout.write(f"Queued {batches} batches for {counts['pending']} pending images ({requeued} stale claims returned).")
+        self.stdout.write(f"Queued {batches} batches for {counts.pending} pending images and {counts.outdated} to hash "
+                          f"again with the newer signature ({requeued} stale claims returned).")
         if not options["wait"]:
             return
-        total = sum(counts.values())
         deadline = time.monotonic() + float(options["timeout"])  # type: ignore[arg-type]
-        with tqdm(total=total, unit="image", desc="Hashing", disable=not sys.stderr.isatty()) as bar:
+        with tqdm(total=counts.total, unit="image", desc="Hashing", disable=not sys.stderr.isatty()) as bar:
             while True:
                 counts = media_hash_counts()
-                finished = counts["done"] + counts["failed"]
-                bar.update(finished - bar.n)
-                if counts["pending"] == 0 and counts["processing"] == 0:
+                bar.total = counts.total  # an import may add pictures meanwhile
+                bar.update(counts.finished - bar.n)
+                if counts.finished == counts.total:
                     break
                 if time.monotonic() > deadline:
                     self.stderr.write("Timed out; is a worker running? (make run starts one)")
                     sys.exit(1)
                 time.sleep(1)
-        self.stdout.write(f"Done: {counts['done']} hashed, {counts['failed']} could not be read.")
+        self.stdout.write(f"Done: {counts.done} hashed, {counts.failed} could not be read.")
