@@ -92,7 +92,9 @@ def test_oldest_signatures_are_hashed_again_first(pictures):
     assert media_rehash_claim(limit=1) == [pictures["other"].pk]
 
 
-def test_a_picture_that_cannot_be_hashed_again_keeps_its_hashes(pictures, settings):
+def test_a_picture_that_cannot_be_hashed_again_keeps_its_hashes(pictures, settings, client, cast):
+    from django.urls import reverse
+
     from media_analysis.models import MediaAsset
     from media_analysis.selectors import media_hash_counts
     from media_analysis.services import media_hash_batch, media_rehash_claim
@@ -107,6 +109,10 @@ def test_a_picture_that_cannot_be_hashed_again_keeps_its_hashes(pictures, settin
     assert after.hash_error == "could not be hashed again (the stored file is missing); the earlier hashes stand"
     assert media_rehash_claim(limit=10) == []  # not tried again and again
     assert media_hash_counts().outdated == 0
+    client.force_login(cast["investigator"])
+    page = client.get(reverse("media_analysis:media", args=[corner.pk])).content.decode()
+    assert "could not be hashed again (the stored file is missing); the earlier hashes stand" in page
+    assert reverse("media_analysis:media", args=[pictures["original"].pk]) in page  # matched by its earlier hashes
 
 
 def test_the_progress_says_how_many_wait_to_be_hashed_again(pictures, client, cast):
