@@ -153,6 +153,17 @@ def media_hash_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -
     ).update(hash_state=HashState.PENDING, claimed_at=None)
 
 
+def media_hash_retry_failed() -> tuple[int, int]:
+    """Give every picture that could not be hashed another try (a file restored to storage, a worker short of
+    memory): failed ones are pending again, and hashed ones whose re-hash failed are hashed again if their
+    signature is still older. Returns how many of each."""
+    failed = MediaAsset.objects.filter(hash_state=HashState.FAILED).update(
+        hash_state=HashState.PENDING, hash_error="", claimed_at=None, hashed_at=None)
+    rehash = MediaAsset.objects.filter(hash_state=HashState.DONE).exclude(hash_error="").update(
+        hash_error="", claimed_at=None)
+    return failed, rehash
+
+
 def media_hash_batch(*, asset_ids: list[int], again: bool = False) -> dict[str, int]:
     """Hash claimed assets: pending ones (media_hash_claim), or with ``again`` hashed ones whose signature is
     older (media_rehash_claim). A broken file marks only its own asset failed; one that was hashed before keeps

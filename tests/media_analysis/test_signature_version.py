@@ -115,6 +115,45 @@ def test_a_picture_that_cannot_be_hashed_again_keeps_its_hashes(pictures, settin
     assert reverse("media_analysis:media", args=[pictures["original"].pk]) in page  # matched by its earlier hashes
 
 
+def test_pictures_that_could_not_be_hashed_are_tried_again_on_request(pictures, settings, tmp_path, capsys):
+    import shutil
+
+    from django.core.management import call_command
+
+    from media_analysis.models import MediaAsset
+    from media_analysis.services import (
+        media_assets_register,
+        media_file_store,
+        media_hash_batch,
+        media_hash_claim,
+        media_rehash_claim,
+    )
+    from media_analysis.tasks import hash_pending_media
+
+    corner, stored = pictures["corner"], Path(settings.MEDIA_ROOT) / pictures["corner"].file.name
+    _outdated(corner)
+    stored.rename(tmp_path / "away")
+    media_hash_batch(asset_ids=media_rehash_claim(limit=10), again=True)  # its file is gone for a while
+    new = tmp_path / "new.jpg"
+    square("camera").save(new, quality=90)
+    (asset,) = media_assets_register(files=[(media_file_store(path=new), new.name)]).values()
+    moved = Path(settings.MEDIA_ROOT) / asset.file.name
+    shutil.move(moved, tmp_path / "new-away")
+    assert media_hash_batch(asset_ids=media_hash_claim(limit=10)) == {"done": 0, "failed": 1}
+    assert hash_pending_media() == {"done": 0, "failed": 0}  # without asking, neither is tried again
+
+    shutil.move(tmp_path / "away", stored)  # the files are back
+    shutil.move(tmp_path / "new-away", moved)
+    call_command("hash_media", retry_failed=True)
+    assert "Trying again 1 images that could not be hashed and 1 that could not be hashed again." in \
+        capsys.readouterr().out
+    assert hash_pending_media() == {"done": 1, "failed": 0}  # the new picture first
+    assert hash_pending_media() == {"done": 1, "failed": 0}
+    after = {a.pk: a for a in MediaAsset.objects.filter(pk__in=[corner.pk, asset.pk])}
+    assert {(a.hash_state, a.signature_version, a.hash_error) for a in after.values()} == {
+        ("done", SIGNATURE_VERSION, "")}
+
+
 def test_the_progress_says_how_many_wait_to_be_hashed_again(pictures, client, cast):
     from django.urls import reverse
 

@@ -8,20 +8,27 @@ from django.core.management.base import BaseCommand, CommandParser
 from tqdm import tqdm
 
 from media_analysis.selectors import media_hash_counts
-from media_analysis.services import media_hash_requeue_stale
+from media_analysis.services import media_hash_requeue_stale, media_hash_retry_failed
 from media_analysis.tasks import hash_pending_media
 
 
 class Command(BaseCommand):
     help = ("Queue hashing of every pending image on the Celery workers, and hashing again of every image hashed "
-            "with an older signature; --wait shows progress until done.")
+            "with an older signature; --retry-failed tries again the images that could not be hashed; --wait shows "
+            "progress until done.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--wait", action="store_true")
+        parser.add_argument("--retry-failed", action="store_true",
+                            help="try again every image that could not be hashed (say, after restoring its file)")
         parser.add_argument("--timeout", type=float, default=3600.0)
 
     def handle(self, *args: object, **options: object) -> None:
         requeued = media_hash_requeue_stale()
+        if options["retry_failed"]:
+            failed, rehash = media_hash_retry_failed()
+            self.stdout.write(f"Trying again {failed} images that could not be hashed and {rehash} that could not be "
+                              "hashed again.")
         counts = media_hash_counts()
         batches = -(-(counts.pending + counts.outdated) // settings.MEDIA_HASH_BATCH_SIZE)
         for _ in range(batches):
