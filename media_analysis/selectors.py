@@ -61,6 +61,12 @@ def media_assets_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[
     return MediaAsset.objects.defer("signature")
 
 
+def media_unreadable(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[MediaAsset]:
+    """Pictures that could not be hashed, or hashed again with the newer signature, newest first."""
+    failed = Q(hash_state=HashState.FAILED) | (Q(hash_state=HashState.DONE) & ~Q(hash_error=""))
+    return media_assets_visible(user=user).filter(failed).order_by("-id")
+
+
 @dataclass(frozen=True)
 class Sighting:
     post_id: int

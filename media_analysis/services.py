@@ -161,6 +161,8 @@ def media_hash_retry_failed() -> tuple[int, int]:
         hash_state=HashState.PENDING, hash_error="", claimed_at=None, hashed_at=None)
     rehash = MediaAsset.objects.filter(hash_state=HashState.DONE).exclude(hash_error="").update(
         hash_error="", claimed_at=None)
+    if failed or rehash:
+        media_hashing_schedule(count=failed + rehash)
     return failed, rehash
 
 

@@ -3,18 +3,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from investigator.roles import INVESTIGATOR, has_role
+from investigator.roles import INVESTIGATOR, LEAD, has_role
 from investigator.selectors import cases_for_picker
 from media_analysis.forms import ImageLookupForm
 from media_analysis.hashing import UnreadableImage
 from media_analysis.models import HashState, MediaAsset
-from media_analysis.selectors import media_similar, media_similar_to_upload, stored_signature
+from media_analysis.selectors import media_similar, media_similar_to_upload, media_unreadable, stored_signature
+from media_analysis.services import media_hash_retry_failed
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
@@ -68,3 +71,23 @@ def media_detail(request: HttpRequest, asset_id: int) -> HttpResponse:
         "asset": asset, "matches": matches, "error": "" if signature else asset.hash_error or "Not hashed yet.",
         "cases": cases_for_picker(user=request.user),
     })
+
+
+@require_GET
+@login_required
+def unreadable(request: HttpRequest) -> HttpResponse:
+    """Pictures that could not be hashed, each with its reason; a lead can have them all tried again."""
+    _require_investigator(request)
+    page = Paginator(media_unreadable(user=request.user), 50).get_page(request.GET.get("page"))
+    return render(request, "media_analysis/unreadable.html", {"page": page, "is_lead": has_role(request.user, LEAD)})
+
+
+@require_POST
+@login_required
+def unreadable_retry(request: HttpRequest) -> HttpResponse:
+    if not has_role(request.user, LEAD):
+        raise PermissionDenied("Needs the lead role")
+    failed, rehash = media_hash_retry_failed()
+    messages.success(request, f"Trying again {failed} picture(s) that could not be hashed and {rehash} that could not "
+                              "be hashed again.")
+    return redirect("media_analysis:unreadable")

@@ -39,6 +39,7 @@ def _pages(inv, case):
         "case": reverse("case", args=[case.pk]),
         "review": reverse("review"),
         "audit": reverse("audit"),
+        "unreadable pictures": reverse("media_analysis:unreadable"),
     }
 
 
@@ -72,7 +73,7 @@ def test_anonymous_users_are_sent_to_login(client, inv, cast):
     for url in _pages(inv, case).values():
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
-    for name in ("case_items_add", "review_submit"):
+    for name in ("case_items_add", "review_submit", "media_analysis:unreadable_retry"):
         assert client.post(reverse(name), {}).status_code == 302
 
 

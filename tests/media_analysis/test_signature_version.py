@@ -154,6 +154,53 @@ def test_pictures_that_could_not_be_hashed_are_tried_again_on_request(pictures, 
         ("done", SIGNATURE_VERSION, "")}
 
 
+def test_the_pictures_that_could_not_be_hashed_are_listed_and_a_lead_can_have_them_tried_again(
+        pictures, settings, tmp_path, client, cast):
+    from django.urls import reverse
+
+    from media_analysis.models import MediaAsset
+    from media_analysis.services import (
+        media_assets_register,
+        media_file_store,
+        media_hash_batch,
+        media_hash_claim,
+        media_rehash_claim,
+    )
+
+    corner = pictures["corner"]
+    _outdated(corner)
+    (Path(settings.MEDIA_ROOT) / corner.file.name).unlink()
+    media_hash_batch(asset_ids=media_rehash_claim(limit=10), again=True)
+    hostile = tmp_path / "<img src=x onerror=alert(1)>.jpg"
+    hostile.write_bytes(b"not a picture at all")
+    (broken,) = media_assets_register(files=[(media_file_store(path=hostile), hostile.name)]).values()
+    media_hash_batch(asset_ids=media_hash_claim(limit=10))
+    page_url = reverse("media_analysis:unreadable")
+
+    client.force_login(cast["investigator"])
+    home = client.get(reverse("home"), HTTP_HX_REQUEST="true").content.decode()
+    assert f'<a href="{page_url}">1 could not be read</a>' in home
+    page = client.get(page_url).content.decode()
+    assert "not an image file (format not recognised)" in page
+    assert "could not be hashed again (the stored file is missing); the earlier hashes stand" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;.jpg" in page
+    assert reverse("media_analysis:media", args=[pictures["original"].pk]) not in page  # only those that failed
+    assert "Try them all again" not in page
+    assert client.post(reverse("media_analysis:unreadable_retry")).status_code == 403  # leads only
+    assert MediaAsset.objects.get(pk=broken.pk).hash_state == "failed"
+    client.force_login(cast["outsider"])
+    assert client.get(page_url).status_code == 403
+
+    client.force_login(cast["lead"])
+    assert "Try them all again" in client.get(page_url).content.decode()
+    done = client.post(reverse("media_analysis:unreadable_retry"), follow=True)
+    assert "Trying again 1 picture(s) that could not be hashed and 1 that could not be hashed again." in \
+        done.content.decode()
+    assert "No picture failed hashing." in done.content.decode()
+    assert (MediaAsset.objects.get(pk=broken.pk).hash_state, MediaAsset.objects.get(pk=corner.pk).hash_error) == (
+        "pending", "")
+
+
 def test_the_progress_says_how_many_wait_to_be_hashed_again(pictures, client, cast):
     from django.urls import reverse
 
