@@ -91,17 +91,19 @@ def media_assets_register(*, files: list[tuple[StoredFile, str]]) -> dict[str, M
     return existing
 
 
-def media_hashing_schedule(*, count: int) -> None:
-    """Queue enough hashing tasks for ``count`` new assets, once the transaction commits."""
+def media_hashing_schedule(*, count: int) -> int:
+    """Queue enough hashing tasks for ``count`` assets waiting to be hashed (or hashed again), once the
+    transaction commits; returns how many."""
     from media_analysis.tasks import hash_pending_media
 
-    batches = max(1, -(-count // settings.MEDIA_HASH_BATCH_SIZE))
+    batches = -(-count // settings.MEDIA_HASH_BATCH_SIZE)
 
     def enqueue() -> None:
         for _ in range(batches):
             hash_pending_media.delay()
 
     transaction.on_commit(enqueue)
+    return batches
 
 
 def media_hash_claim(*, limit: int) -> list[int]:
@@ -156,13 +158,12 @@ def media_hash_requeue_stale(*, older_than: timedelta = timedelta(minutes=30)) -
 def media_hash_retry_failed() -> tuple[int, int]:
     """Give every picture that could not be hashed another try (a file restored to storage, a worker short of
     memory): failed ones are pending again, and hashed ones whose re-hash failed are hashed again if their
-    signature is still older. Returns how many of each."""
+    signature is still older. Returns how many of each; the caller queues them (media_hashing_schedule), with
+    whatever else is waiting."""
     failed = MediaAsset.objects.filter(hash_state=HashState.FAILED).update(
         hash_state=HashState.PENDING, hash_error="", claimed_at=None, hashed_at=None)
     rehash = MediaAsset.objects.filter(hash_state=HashState.DONE).exclude(hash_error="").update(
         hash_error="", claimed_at=None)
-    if failed or rehash:
-        media_hashing_schedule(count=failed + rehash)
     return failed, rehash
 
 

@@ -17,7 +17,7 @@ from media_analysis.forms import ImageLookupForm
 from media_analysis.hashing import UnreadableImage
 from media_analysis.models import HashState, MediaAsset
 from media_analysis.selectors import media_similar, media_similar_to_upload, media_unreadable, stored_signature
-from media_analysis.services import media_hash_retry_failed
+from media_analysis.services import media_hash_retry_failed, media_hashing_schedule
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
@@ -88,6 +88,7 @@ def unreadable_retry(request: HttpRequest) -> HttpResponse:
     if not has_role(request.user, LEAD):
         raise PermissionDenied("Needs the lead role")
     failed, rehash = media_hash_retry_failed()
+    media_hashing_schedule(count=failed + rehash)
     messages.success(request, f"Trying again {failed} picture(s) that could not be hashed and {rehash} that could not "
                               "be hashed again.")
     return redirect("media_analysis:unreadable")

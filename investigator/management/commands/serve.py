@@ -163,8 +163,7 @@ class Command(BaseCommand):
     def prepare_queue(self) -> None:
         from accounts.services import import_runs_fail_stale
         from media_analysis.selectors import media_hash_counts
-        from media_analysis.services import media_hash_requeue_stale
-        from media_analysis.tasks import hash_pending_media
+        from media_analysis.services import media_hash_requeue_stale, media_hashing_schedule
 
         if settings.CELERY_BROKER_URL.startswith("filesystem://"):
             cutoff = time.time() - 24 * 3600
@@ -174,8 +173,7 @@ class Command(BaseCommand):
         media_hash_requeue_stale()
         import_runs_fail_stale()
         counts = media_hash_counts()  # new pictures, and pictures hashed with an older signature
-        for _ in range(-(-(counts.pending + counts.outdated) // settings.MEDIA_HASH_BATCH_SIZE)):
-            hash_pending_media.delay()
+        media_hashing_schedule(count=counts.pending + counts.outdated)
 
     def start_children(self, bind: str) -> None:
         python = sys.executable

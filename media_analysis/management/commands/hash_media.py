@@ -3,13 +3,11 @@ from __future__ import annotations
 import sys
 import time
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from tqdm import tqdm
 
 from media_analysis.selectors import media_hash_counts
-from media_analysis.services import media_hash_requeue_stale, media_hash_retry_failed
-from media_analysis.tasks import hash_pending_media
+from media_analysis.services import media_hash_requeue_stale, media_hash_retry_failed, media_hashing_schedule
 
 
 class Command(BaseCommand):
@@ -30,9 +28,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Trying again {failed} images that could not be hashed and {rehash} that could not be "
                               "hashed again.")
         counts = media_hash_counts()
-        batches = -(-(counts.pending + counts.outdated) // settings.MEDIA_HASH_BATCH_SIZE)
-        for _ in range(batches):
-            hash_pending_media.delay()
+        batches = media_hashing_schedule(count=counts.pending + counts.outdated)
         self.stdout.write(f"Queued {batches} batches for {counts.pending} pending images and {counts.outdated} to hash "
                           f"again with the newer signature ({requeued} stale claims returned).")
         if not options["wait"]:
