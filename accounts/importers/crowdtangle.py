@@ -10,7 +10,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from accounts.importers.csvfiles import CsvRow, count_rows, csv_files, parse_datetime, parse_int, read_header, read_rows
+from accounts.importers.csvfiles import (
+    CsvRow,
+    count_rows,
+    csv_files,
+    parse_datetime,
+    parse_int,
+    read_header,
+    read_rows,
+    row_problem,
+)
 from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection, located
 from accounts.normalize import clean_text, extract_links
 
@@ -69,8 +78,8 @@ def read(paths: list[Path]) -> Iterator[Record]:
 
 def _row(row: CsvRow, platform: str, name: str, accounts: dict[str, AccountRecord]) -> Iterator[Record]:
     values = row.values
-    if "__short__" in values:
-        yield Rejection(file=name, line=row.line, reason="truncated row: fewer cells than the header")
+    if problem := row_problem(values):
+        yield Rejection(file=name, line=row.line, reason=problem)
         return
     handle = values.get("user name", "").strip().lstrip("@")
     account_id = values.get("facebook id", "").strip() or (f"handle:{handle.lower()}" if handle else "")

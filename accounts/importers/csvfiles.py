@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-csv.field_size_limit(min(sys.maxsize, 64 * 1024 * 1024))
+from accounts.importers.lines import BoundedLines, LineTooLong, count_lines
+
+MAX_LINE_CHARS = 64 * 1024 * 1024  # a physical line, and so a field; a longer one rejects its row
+csv.field_size_limit(min(sys.maxsize, MAX_LINE_CHARS))
 SNIFF_BYTES = 4 * 1024 * 1024
 TWITTER_EPOCH_MS = 1288834974657
 
@@ -50,8 +53,12 @@ def _head(path: Path) -> bytes:
 
 
 def read_header(path: Path) -> list[str]:
+    """The normalised column names; none when the header cannot be read (a line over MAX_LINE_CHARS)."""
     with path.open(encoding=detect_encoding(path), errors="replace", newline="") as handle:
-        return [normalise_column(c) for c in next(csv.reader(_without_nul(handle)), [])]
+        try:
+            return [normalise_column(c) for c in next(csv.reader(_without_nul(BoundedLines(handle, MAX_LINE_CHARS))), [])]
+        except (LineTooLong, csv.Error):
+            return []
 
 
 def normalise_column(name: str) -> str:
@@ -63,17 +70,35 @@ def _without_nul(lines: Iterator[str]) -> Iterator[str]:
 
 
 def read_rows(path: Path) -> Iterator[CsvRow]:
-    """Stream rows as dicts keyed by the normalised header; constant memory whatever the size.
-    Undecodable bytes become U+FFFD rather than stopping the file."""
+    """Stream rows as dicts keyed by the normalised header; constant memory whatever the size, and whatever the
+    length of its lines. Undecodable bytes become U+FFFD rather than stopping the file. A row with a line or a
+    field longer than MAX_LINE_CHARS comes as {"__unreadable__": why}, and reading starts again on the next
+    line (were that line inside the row's quoted field, what follows reads as rows of its own, which the
+    formats reject as incomplete)."""
     encoding = detect_encoding(path)
     with path.open(encoding=encoding, errors="replace", newline="") as handle:
-        reader = csv.reader(_without_nul(handle))
-        header = [normalise_column(c) for c in next(reader, [])]
+        lines = BoundedLines(handle, MAX_LINE_CHARS)
+        source = _without_nul(lines)
+        try:
+            header = [normalise_column(c) for c in next(csv.reader(source), [])]
+        except (LineTooLong, csv.Error):
+            return  # read_header() found no columns: the formats have rejected the file already
         width = len(header)
-        previous_end = reader.line_num
-        for cells in reader:
+        previous_end = lines.number
+        reader = csv.reader(source)
+        while True:
             start = previous_end + 1
-            previous_end = reader.line_num
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except (LineTooLong, csv.Error) as exc:
+                why = str(exc) if isinstance(exc, LineTooLong) else f"cannot be read as CSV ({exc})"
+                yield CsvRow(line=start, values={"__unreadable__": why})
+                previous_end = lines.number
+                reader = csv.reader(source)  # a fresh parser: outside any quoted field again
+                continue
+            previous_end = lines.number
             if not any(cell.strip() for cell in cells):
                 continue
             if len(cells) >= width:
@@ -82,6 +107,15 @@ def read_rows(path: Path) -> Iterator[CsvRow]:
                 values = dict(zip(header, cells + [""] * (width - len(cells))))
                 values["__short__"] = str(len(cells))
             yield CsvRow(line=start, values=values)
+
+
+def row_problem(values: dict[str, str]) -> str | None:
+    """Why read_rows could not give a row whole, if it could not."""
+    if "__unreadable__" in values:
+        return values["__unreadable__"]
+    if "__short__" in values:
+        return "truncated row: fewer cells than the header"
+    return None
 
 
 NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
@@ -195,5 +229,5 @@ def count_rows(paths: list[Path]) -> int:
     total = 0
     for path in csv_files(paths):
         with path.open("rb") as handle:
-            total += max(0, sum(1 for _ in handle) - 1)
+            total += max(0, count_lines(handle) - 1)
     return total

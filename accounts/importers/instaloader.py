@@ -53,8 +53,11 @@ class DecodeError(ValueError):
 
 def read_json_file(path: Path) -> dict:
     """Decode a .json or .json.xz file, refusing anything that expands past MAX_JSON_BYTES."""
-    raw = path.read_bytes()
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_JSON_BYTES + 1)  # never a whole multi-gigabyte file
     if path.name.endswith(".xz"):
+        if len(raw) > MAX_JSON_BYTES:  # xz never makes data smaller than this much of itself
+            raise DecodeError(f"expands past {MAX_JSON_BYTES // (1024 * 1024)} MiB or is truncated")
         decompressor = lzma.LZMADecompressor()
         try:
             data = decompressor.decompress(raw, max_length=MAX_JSON_BYTES + 1)

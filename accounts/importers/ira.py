@@ -18,6 +18,7 @@ from accounts.importers.csvfiles import (
     parse_int,
     read_header,
     read_rows,
+    row_problem,
     snowflake_time,
 )
 from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection, located
@@ -55,8 +56,8 @@ def read(paths: list[Path]) -> Iterator[Record]:
             continue
         accounts: dict[str, AccountRecord] = {}
         for row in read_rows(path):
-            if "__short__" in row.values:
-                yield Rejection(file=path.name, line=row.line, reason="truncated row: fewer cells than the header")
+            if problem := row_problem(row.values):
+                yield Rejection(file=path.name, line=row.line, reason=problem)
                 continue
             yield from _row(row, kind, path, accounts)
 

@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import best_match
 
 from accounts.importers.csvfiles import parse_datetime
+from accounts.importers.lines import numbered_lines
 from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection
 from accounts.normalize import clean_text, json_loads
 
@@ -41,7 +42,8 @@ def count_items(paths: list[Path]) -> int:
     total = 0
     for path in _files(paths):
         with path.open("rb") as handle:
-            total += sum(1 for line in handle if line.strip())
+            # A line too long to read counts as the item it was meant to be.
+            total += sum(1 for _, line in numbered_lines(handle, MAX_LINE_BYTES) if line is None or line.strip())
     return total
 
 
@@ -68,11 +70,11 @@ def _media(path: Path, entries: list[str]) -> tuple[list[Path], list[str]]:
 def read(paths: list[Path]) -> Iterator[Record]:
     for path in _files(paths):
         with path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                if len(raw) > MAX_LINE_BYTES:
+            for number, raw in numbered_lines(handle, MAX_LINE_BYTES):
+                if raw is None:
                     yield Rejection(file=path.name, line=number, reason="line longer than 8 MiB")
+                    continue
+                if not raw.strip():
                     continue
                 try:
                     item = json_loads(raw.decode("utf-8-sig"))

@@ -18,6 +18,7 @@ from accounts.importers.csvfiles import (
     parse_list,
     read_header,
     read_rows,
+    row_problem,
 )
 from accounts.importers.records import AccountRecord, PostRecord, Record, Rejection, located
 from accounts.normalize import clean_text
@@ -68,8 +69,8 @@ def read(paths: list[Path]) -> Iterator[Record]:
             yield Rejection(file=name, line=1, reason=f"missing required columns: {', '.join(sorted(missing))}")
             continue
         for row in read_rows(path):
-            if "__short__" in row.values:
-                yield Rejection(file=name, line=row.line, reason="truncated row: fewer cells than the header")
+            if problem := row_problem(row.values):
+                yield Rejection(file=name, line=row.line, reason=problem)
                 continue
             if not row.values.get("userid", "").strip():
                 yield Rejection(file=name, line=row.line, column="userid", reason="empty userid")
