@@ -17,6 +17,7 @@ from accounts.models import Account, Cluster, HandleChange, Platform, Watchlist,
 from accounts.normalize import clean_text
 from investigator.roles import INVESTIGATOR, has_role
 
+MAX_LINE_CHARS = 64 * 1024  # a handle or an id is a few dozen characters: a longer line is rejected unread
 HANDLE_RE = re.compile(r"^[A-Za-z0-9_.]{1,30}$")
 ID_RE = re.compile(r"^[A-Za-z0-9_=+/.-]{1,128}$")  # numeric ids and the archives' hashed ids
 
@@ -48,7 +49,7 @@ def parse_entry(raw: str, kind: str = "auto") -> tuple[str, str] | None:
 
 @transaction.atomic
 def watchlist_import(
-    *, name: str, lines: Iterable[str], platform: str | None, user: AbstractBaseUser | None,
+    *, name: str, lines: Iterable[str | None], platform: str | None, user: AbstractBaseUser | None,
     kind: str = "auto", source: str = "", source_sha256: str = "", description: str = "",
 ) -> WatchlistImport:
     platform_obj = Platform.objects.get(slug=platform) if platform else None
@@ -57,8 +58,12 @@ def watchlist_import(
         defaults={"created_by": user if user is not None and user.is_authenticated else None,
                   "description": description, "source": source[:500], "source_sha256": source_sha256},
     )
+    """Entries from ``lines`` (the first cell of each; None for a line too long to read, which is rejected)."""
     entries, rejected, seen = [], [], set()
     for number, raw in enumerate(lines, start=1):
+        if raw is None:
+            rejected.append(Rejection(file=source, line=number, reason="line longer than 64 KiB"))
+            continue
         first_cell = raw.split(",")[0]
         if not first_cell.strip() or first_cell.lstrip().startswith("#"):
             continue
@@ -80,10 +85,12 @@ def watchlist_import(
 def watchlist_import_file(*, name: str, path: Path, platform: str | None, user: AbstractBaseUser | None,
                           kind: str = "auto") -> WatchlistImport:
     from accounts.importers.csvfiles import detect_encoding
+    from accounts.importers.lines import numbered_lines
     from accounts.services import file_sha256
 
-    with path.open(encoding=detect_encoding(path), errors="replace") as handle:
-        return watchlist_import(name=name, lines=handle, platform=platform, user=user, kind=kind, source=path.name,
+    with path.open(encoding=detect_encoding(path), errors="replace", newline="") as handle:
+        lines = (line for _, line in numbered_lines(handle, MAX_LINE_CHARS))
+        return watchlist_import(name=name, lines=lines, platform=platform, user=user, kind=kind, source=path.name,
                                 source_sha256=file_sha256(path))
 
 

@@ -68,3 +68,14 @@ def test_same_id_on_two_platforms_flags_both_unless_the_list_names_one(tmp_path,
     call_command("import_watchlist", "Twitter only", str(listing), platform="twitter")
     hits = watchlist_hits(user=cast["investigator"], account_ids=[insta.pk, tweet.pk])
     assert hits == {insta.pk: ["Any platform"], tweet.pk: ["Any platform", "Twitter only"]}
+
+
+def test_a_line_too_long_to_be_an_entry_is_rejected_unread(tmp_path):
+    from accounts.models import Watchlist
+    from accounts.watchlists import watchlist_import_file
+
+    listing = tmp_path / "list.txt"
+    listing.write_text("@ana\r\n" + "x" * 100_000 + "\r\n@bob\r\n", encoding="utf-8")
+    result = watchlist_import_file(name="Long", path=listing, platform=None, user=None)
+    assert [(r.line, r.reason) for r in result.rejected] == [(2, "line longer than 64 KiB")]
+    assert sorted(Watchlist.objects.get(name="Long").entries.values_list("value", flat=True)) == ["ana", "bob"]
