@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Count, F, JSONField, Max, Min, Q, QuerySet
+from django.db.models import Count, Exists, F, JSONField, Max, Min, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.urls import reverse
@@ -28,7 +28,7 @@ from accounts.models import (
 from accounts.normalize import normalize_url
 from investigator.roles import INVESTIGATOR, has_role
 from investigator.text import reveal, spreadsheet_safe
-from media_analysis.models import MediaAsset, MediaCluster
+from media_analysis.models import HashState, MediaAsset, MediaCluster
 from media_analysis.selectors import HashCounts, media_hash_counts
 
 
@@ -71,6 +71,35 @@ def media_hash_progress(*, user: AbstractBaseUser | AnonymousUser) -> HashCounts
     if not has_role(user, INVESTIGATOR):
         return None
     return media_hash_counts()
+
+
+@dataclass(frozen=True)
+class PictureCounts:
+    """The pictures a detection's image signals compare, by hashing state."""
+
+    total: int = 0
+    hashed: int = 0
+    waiting: int = 0  # not hashed yet (queued, or being hashed)
+    unreadable: int = 0
+
+
+def detection_pictures(*, dataset_id: int | None, waiting_only: bool = False) -> PictureCounts:
+    """The pictures a detection's image signals compare: the dataset's posts' pictures, its accounts' profile
+    pictures and the known-source bank (every stored picture when no dataset is chosen). With `waiting_only`,
+    only those not hashed yet are counted: cheap enough to ask every few seconds."""
+    pictures = MediaAsset.objects.all()
+    if dataset_id is not None:
+        in_posts = PostMedia.objects.filter(media=OuterRef("pk"), post__datasets=dataset_id)
+        as_avatar = Account.objects.filter(profile_image=OuterRef("pk"), datasets=dataset_id)
+        pictures = pictures.filter(Exists(in_posts) | Exists(as_avatar) | Q(known_source__isnull=False))
+    if waiting_only:
+        return PictureCounts(waiting=pictures.filter(hash_state__in=[HashState.PENDING, HashState.PROCESSING]).count())
+    by_state = dict(pictures.order_by().values_list("hash_state").annotate(n=Count("id")))
+    return PictureCounts(
+        total=sum(by_state.values()), hashed=by_state.get(HashState.DONE, 0),
+        waiting=by_state.get(HashState.PENDING, 0) + by_state.get(HashState.PROCESSING, 0),
+        unreadable=by_state.get(HashState.FAILED, 0),
+    )
 
 
 def import_runs_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[ImportRun]:

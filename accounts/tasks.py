@@ -19,11 +19,20 @@ def run_import(run_id: int) -> str:
 
 
 @shared_task(acks_late=True)
-def run_detection(run_id: int) -> str:
-    """Run a queued detection; a second delivery finds it claimed and does nothing."""
-    from accounts.coordination.services import detection_run_claim, detection_run_execute
-    from accounts.models import DetectionRun
+def run_detection(run_id: int, waited: dict | None = None) -> str:
+    """Run a queued detection; a second delivery finds it claimed and does nothing. While its pictures are
+    still being hashed it looks again later, freeing this worker for the hashing meanwhile."""
+    from django.conf import settings
 
+    from accounts.coordination.services import detection_run_claim, detection_run_execute, detection_run_wait
+    from accounts.models import DetectionRun, JobStatus
+
+    run = DetectionRun.objects.filter(pk=run_id, status=JobStatus.PENDING).first()
+    if run is None:
+        return "already taken"
+    if (waited := detection_run_wait(run=run, waited=waited)) is not None:
+        run_detection.apply_async((run_id,), {"waited": waited}, countdown=settings.DETECTION_WAIT_POLL_SECONDS)
+        return "waiting for pictures to be hashed"
     if not detection_run_claim(run_id=run_id):
         return "already taken"
     run = detection_run_execute(run=DetectionRun.objects.get(pk=run_id))

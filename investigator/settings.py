@@ -226,6 +226,12 @@ REVIEW_ALLOW_OWN_CASES = env_bool("REVIEW_ALLOW_OWN_CASES", False)
 IMPORT_LOAD_CONNECTIONS = env_int("IMPORT_LOAD_CONNECTIONS", 2, minimum=1)
 IMPORT_MAX_UNZIPPED_BYTES = env_int("IMPORT_MAX_UNZIPPED_BYTES", 20 * 1024**3, minimum=1024**2)
 
+# --- Coordination detection -------------------------------------------------------------
+# A queued detection with image signals waits for its dataset's pictures to be hashed, looking every this many
+# seconds; it starts anyway, saying how many it left out, once no picture has been hashed for DETECTION_HASH_STALL_SECONDS.
+DETECTION_WAIT_POLL_SECONDS = env_int("DETECTION_WAIT_POLL_SECONDS", 5, minimum=1, maximum=600)
+DETECTION_HASH_STALL_SECONDS = env_int("DETECTION_HASH_STALL_SECONDS", 900, minimum=0, maximum=7 * 24 * 3600)
+
 # --- Media analysis ------------------------------------------------------------------
 MEDIA_HASH_BATCH_SIZE = env_int("MEDIA_HASH_BATCH_SIZE", 200, minimum=1, maximum=5000)
 MEDIA_MAX_IMAGE_PIXELS = env_int("MEDIA_MAX_IMAGE_PIXELS", 64_000_000, minimum=1_000_000)

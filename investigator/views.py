@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.models import JobStatus
 from accounts.selectors import (
     clusters_visible,
     dataset_overview,
@@ -90,6 +91,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "datasets": dataset_overview(user=request.user),
         "import_runs": import_runs_visible(user=request.user)[:8],
         "detection_runs": detection_runs_visible(user=request.user)[:8],
+        "detection_under_way": detection_runs_visible(user=request.user).filter(
+            status__in=[JobStatus.PENDING, JobStatus.RUNNING]).order_by("-created_at").first(),
         "top_clusters": clusters_visible(user=request.user).filter(detection_run__status="succeeded")
                                                            .order_by("-score", "id")[:10],
         "my_cases": cases_visible(user=request.user).filter(

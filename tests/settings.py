@@ -19,3 +19,4 @@ os.environ["INVESTIGATOR_TEST_RUN_DIR"] = str(_RUN_DIR)
 from investigator.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests only
+DETECTION_WAIT_POLL_SECONDS = 1  # a waiting detection (tests/accounts/test_detection_waits.py) looks again sooner

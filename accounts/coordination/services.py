@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict
@@ -38,6 +39,8 @@ CONTENT_SIGNALS = ("co_image", "co_text", "co_similar_text", "co_link", "co_repo
 SUPPORTING_SIGNALS = ("shared_avatar", "creation_burst", "dormancy", "look_alike_names", "synchronised_activity",
                       "co_image_reuse")
 SIGNAL_CHOICES = (*S.SIGNALS, "engagement_anomalies")
+# The signals that compare pictures: they need them hashed.
+IMAGE_SIGNALS = frozenset({"co_image", "co_image_reuse", "shared_avatar"})
 # How much each signal adds to a cluster's score (per log of its weight inside the cluster).
 SCORE_WEIGHTS = {
     "co_image": 3.0, "co_text": 2.0, "co_similar_text": 2.0, "co_link": 1.5, "co_repost": 1.0,
@@ -77,9 +80,45 @@ def detection_run_create(
     return run
 
 
+def detection_run_wait(*, run: DetectionRun, waited: dict | None = None) -> dict | None:
+    """Whether a queued run should wait before it starts. Its image signals compare the dataset's pictures
+    (accounts.selectors.detection_pictures), and one not hashed yet would be left out of the evidence without a
+    word: an investigator who imports and at once starts a detection would get clusters short of their copied
+    pictures. So the run waits, its stage saying for how many.
+
+    `waited` is what the previous call returned. Returns what to pass next time, or None to start now: no image
+    signal chosen, nothing left to hash, or no picture hashed for DETECTION_HASH_STALL_SECONDS (the run then
+    starts, and its summary says how many pictures it left out). Whenever no picture was hashed since the last
+    call, claims of dead workers are given back and one more batch of hashing is queued, so that a lost hashing
+    task cannot keep the run waiting."""
+    from django.conf import settings
+
+    from accounts.selectors import detection_pictures
+    from media_analysis.services import media_hash_requeue_stale, media_hashing_schedule
+
+    if not IMAGE_SIGNALS & set(run.signals):
+        return None
+    left = detection_pictures(dataset_id=run.dataset_id, waiting_only=True).waiting
+    if not left:
+        return None
+    now = time.time()
+    since = now
+    if waited is not None and left >= waited["left"]:
+        since = waited["since"]
+        if now - since >= settings.DETECTION_HASH_STALL_SECONDS:
+            logger.warning("detection run %s: no picture hashed for %.0f s; starting with %s not hashed",
+                           run.pk, now - since, left)
+            return None
+        media_hash_requeue_stale()
+        media_hashing_schedule(count=min(left, settings.MEDIA_HASH_BATCH_SIZE))
+    DetectionRun.objects.filter(pk=run.pk, status=JobStatus.PENDING).update(
+        stage=f"Waiting for {left:,} picture{'s' if left != 1 else ''} to be hashed: the image signals compare them")
+    return {"left": left, "since": since}
+
+
 def detection_run_claim(*, run_id: int) -> bool:
     return bool(DetectionRun.objects.filter(pk=run_id, status=JobStatus.PENDING).update(
-        status=JobStatus.RUNNING, started_at=timezone.now()))
+        status=JobStatus.RUNNING, started_at=timezone.now(), stage=""))
 
 
 def detection_run_execute(*, run: DetectionRun, progress: Callable[[str], None] | None = None) -> DetectionRun:
@@ -116,6 +155,7 @@ def _params(run: DetectionRun) -> S.Params:
 
 
 def _detect(run: DetectionRun, advance: Callable[[str], None]) -> dict:
+    from accounts.selectors import detection_pictures
     from media_analysis.services import media_clusters_rebuild
 
     params = _params(run)
@@ -127,7 +167,9 @@ def _detect(run: DetectionRun, advance: Callable[[str], None]) -> dict:
         DetectionRun.objects.filter(pk=run.pk).update(
             stage="Waiting for another detection's grouping of pictures to finish")
 
-    if {"co_image", "co_image_reuse", "shared_avatar"} & set(run.signals):
+    pictures = None
+    if IMAGE_SIGNALS & set(run.signals):
+        pictures = detection_pictures(dataset_id=params.dataset_id)
         media_clusters_rebuild(progress=pictures_grouped, waiting=other_grouping)
     advance("media clusters")
     activity = S.account_activity(params)
@@ -166,6 +208,8 @@ def _detect(run: DetectionRun, advance: Callable[[str], None]) -> dict:
         "accounts": len(activity), "edges": len(edges), "edges_by_signal": dict(sorted(by_signal.items())),
         "clusters": len(clusters), "clustered_accounts": sum(len(c["members"]) for c in clusters),
         "flagged_accounts": len(flags),
+        # What the image signals compared: pictures not hashed yet, or unreadable, are not in the evidence.
+        **({"pictures": asdict(pictures)} if pictures is not None else {}),
     }
 
 

@@ -64,6 +64,8 @@ def test_serve_starts_everything_with_demo_and_stops_cleanly(tmp_path):
     try:
         output = _wait_ready(process, log)
         assert "Demo users" in output
+        # The demo's clusters are found by a detection queued with the import, which waits for the hashing.
+        assert re.search(r"Queued detection run \d+ on the demo campaign", output), output
         password = re.search(r"^\s+investigator\s+(\S+)$", output, re.MULTILINE).group(1)
         assert (var_dir / "demo_credentials.txt").stat().st_mode & 0o077 == 0
         session = requests.Session()
@@ -99,6 +101,7 @@ def test_serve_starts_everything_with_demo_and_stops_cleanly(tmp_path):
         started = time.monotonic()
         output = _wait_ready(process, log2)
         assert "Demo campaign already imported" in output and "Demo users exist" in output
+        assert "Queued detection run" not in output
         assert time.monotonic() - started < 120
         # Another start from the same folder refuses at once, and leaves the running one (and its database) be.
         log3 = tmp_path / "serve3.log"

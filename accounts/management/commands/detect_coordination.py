@@ -9,8 +9,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from accounts.coordination.exports import FORMATS, network_write
-from accounts.coordination.services import SIGNAL_CHOICES, detection_run_create, detection_run_execute
+from accounts.coordination.services import (
+    IMAGE_SIGNALS,
+    SIGNAL_CHOICES,
+    detection_run_create,
+    detection_run_execute,
+)
 from accounts.models import Dataset, DetectionRun, JobStatus
+from accounts.selectors import detection_pictures
 
 
 class Command(BaseCommand):
@@ -42,6 +48,12 @@ class Command(BaseCommand):
                                        enqueue=not options["here"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if options["here"] and IMAGE_SIGNALS & set(run.signals):
+            waiting = detection_pictures(dataset_id=run.dataset_id, waiting_only=True).waiting
+            if waiting:
+                self.stderr.write(self.style.WARNING(
+                    f"{waiting} pictures are not hashed yet: the image signals leave them out. For complete evidence run "
+                    "`python manage.py hash_media --wait` first, or leave out --here: a worker waits for them."))
         show_bar = sys.stderr.isatty()
         with tqdm(total=run.progress_total, unit="step", desc="Detecting", disable=not show_bar) as bar:
             if options["here"]:
@@ -66,7 +78,9 @@ class Command(BaseCommand):
             bar.refresh()
             if run.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
                 return run
-            if run.status == JobStatus.PENDING and time.monotonic() - started > timeout:
+            if run.stage and run.status == JobStatus.PENDING:
+                bar.set_postfix_str(run.stage)  # a worker has it, and waits for its pictures to be hashed
+            elif run.status == JobStatus.PENDING and time.monotonic() - started > timeout:
                 raise CommandError(
                     f"no worker picked detection run {run.pk} up within {timeout:.0f} s: is `make run` (or a Celery "
                     "worker) running? It stays queued; or run again with --here to work in this process.")
@@ -76,6 +90,11 @@ class Command(BaseCommand):
         summary = run.summary
         self.stdout.write(f"Detection run {run.pk}: {summary['accounts']} accounts, {summary['edges']} evidence edges, "
                           f"{summary['clusters']} clusters ({summary['clustered_accounts']} accounts).")
+        if pictures := summary.get("pictures"):
+            left_out = [f"{pictures['waiting']} not hashed yet are left out"] if pictures["waiting"] else []
+            left_out += [f"{pictures['unreadable']} could not be read"] if pictures["unreadable"] else []
+            self.stdout.write(f"The image signals compared {pictures['hashed']} of {pictures['total']} pictures"
+                              + (f"; {'; '.join(left_out)}." if left_out else "."))
         for cluster in run.clusters.all()[:20]:
             self.stdout.write(f"  [{cluster.score:.1f}] {cluster.label} ({cluster.size} accounts): {cluster.explanation}")
 

@@ -138,6 +138,7 @@ class Command(BaseCommand):
             self.stdout.write(f"    {line}")
 
     def ensure_demo_data(self, scale: float) -> None:
+        from accounts.coordination.services import detection_run_create
         from accounts.demo import DemoSpec, generate_demo
         from accounts.demo.generator import plan_demo
         from accounts.models import ImportRun, JobStatus
@@ -159,6 +160,10 @@ class Command(BaseCommand):
             run = import_paths(dataset_name=DEMO_DATASET, format="instaloader", paths=source, user=None,
                                progress_total=lambda total: setattr(bar, "total", total), progress=bar.update)
         self.stdout.write(f"• Imported {run.created_count} accounts and posts; images are hashed in the background")
+        # Its clusters are what a newcomer comes to see: a worker finds them once the pictures are hashed.
+        detection = detection_run_create(dataset=run.dataset)
+        self.stdout.write(f"• Queued detection run {detection.pk} on the demo campaign: its clusters appear on the"
+                          " dashboard once the pictures are hashed")
 
     def prepare_queue(self) -> None:
         from accounts.services import import_runs_fail_stale
