@@ -148,8 +148,8 @@ class DetectionRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DetectionRun
-        fields = ["id", "dataset", "status", "signals", "parameters", "summary", "progress_done", "progress_total",
-                  "error", "started_by", "created_at", "started_at", "finished_at"]
+        fields = ["id", "dataset", "status", "stage", "signals", "parameters", "summary", "progress_done",
+                  "progress_total", "error", "started_by", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
 
 

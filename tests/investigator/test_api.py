@@ -303,6 +303,9 @@ def test_detection_start_validates(cast, world):
     assert started.status_code == 202 and started.json()["status"] == "pending"
     run = DetectionRun.objects.get(pk=started.json()["id"])
     assert run.parameters["window"] == 300 and run.started_by == cast["investigator"]
+    # A worker waiting for the pictures says so in the run's stage.
+    DetectionRun.objects.filter(pk=run.pk).update(stage="Waiting for 3 pictures to be hashed")
+    assert api.get(f"/api/detections/{run.pk}/").json()["stage"] == "Waiting for 3 pictures to be hashed"
 
 
 def test_media_lookup_by_upload(cast, world):
