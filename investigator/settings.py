@@ -227,10 +227,11 @@ IMPORT_LOAD_CONNECTIONS = env_int("IMPORT_LOAD_CONNECTIONS", 2, minimum=1)
 IMPORT_MAX_UNZIPPED_BYTES = env_int("IMPORT_MAX_UNZIPPED_BYTES", 20 * 1024**3, minimum=1024**2)
 
 # --- Coordination detection -------------------------------------------------------------
-# A queued detection with image signals waits for its dataset's pictures to be hashed, looking every this many
-# seconds; it starts anyway, saying how many it left out, once no picture has been hashed for DETECTION_HASH_STALL_SECONDS.
+# A queued detection waits for imports into its dataset to finish and, with image signals, for the dataset's pictures
+# to be hashed, looking every DETECTION_WAIT_POLL_SECONDS; once nothing has moved (no import batch stored, no picture
+# hashed) for DETECTION_WAIT_STALL_SECONDS it starts anyway, and says how many pictures it left out.
 DETECTION_WAIT_POLL_SECONDS = env_int("DETECTION_WAIT_POLL_SECONDS", 5, minimum=1, maximum=600)
-DETECTION_HASH_STALL_SECONDS = env_int("DETECTION_HASH_STALL_SECONDS", 900, minimum=0, maximum=7 * 24 * 3600)
+DETECTION_WAIT_STALL_SECONDS = env_int("DETECTION_WAIT_STALL_SECONDS", 900, minimum=0, maximum=7 * 24 * 3600)
 
 # --- Media analysis ------------------------------------------------------------------
 MEDIA_HASH_BATCH_SIZE = env_int("MEDIA_HASH_BATCH_SIZE", 200, minimum=1, maximum=5000)

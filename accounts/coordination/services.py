@@ -81,39 +81,48 @@ def detection_run_create(
 
 
 def detection_run_wait(*, run: DetectionRun, waited: dict | None = None) -> dict | None:
-    """Whether a queued run should wait before it starts. Its image signals compare the dataset's pictures
-    (accounts.selectors.detection_pictures), and one not hashed yet would be left out of the evidence without a
-    word: an investigator who imports and at once starts a detection would get clusters short of their copied
-    pictures. So the run waits, its stage saying for how many.
+    """Whether a queued run should wait before it starts, for what its evidence would otherwise leave out
+    without a word: an investigator who imports and at once starts a detection would get clusters short of
+    the posts still being imported and of the pictures not hashed yet. So the run waits, its stage saying
+    what for: first for imports into its dataset (any import, for a run over all data) to finish, then, if
+    it has image signals, for the dataset's pictures (accounts.selectors.detection_pictures) to be hashed.
 
-    `waited` is what the previous call returned. Returns what to pass next time, or None to start now: no image
-    signal chosen, nothing left to hash, or no picture hashed for DETECTION_HASH_STALL_SECONDS (the run then
-    starts, and its summary says how many pictures it left out). Whenever no picture was hashed since the last
-    call, claims of dead workers are given back and one more batch of hashing is queued, so that a lost hashing
-    task cannot keep the run waiting."""
+    `waited` is what the previous call returned. Returns what to pass next time, or None to start now:
+    nothing to wait for, or nothing moved (no import batch stored, no picture hashed) for
+    DETECTION_WAIT_STALL_SECONDS; the run then starts, and its summary says how many pictures it left out.
+    Whenever no picture was hashed since the last look, claims of dead workers are given back and one more
+    batch of hashing is queued, so that a lost hashing task cannot keep the run waiting."""
     from django.conf import settings
 
+    from accounts.models import ImportRun
     from accounts.selectors import detection_pictures
+    from accounts.services import import_runs_fail_stale
     from media_analysis.services import media_hash_requeue_stale, media_hashing_schedule
 
-    if not IMAGE_SIGNALS & set(run.signals):
+    import_runs_fail_stale()  # a dead import must not keep the run waiting
+    importing = ImportRun.objects.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING]).order_by("pk")
+    if run.dataset_id is not None:
+        importing = importing.filter(dataset_id=run.dataset_id)
+    if (current := importing.first()) is not None:
+        stage, mark = (f"Waiting for import run {current.pk} to finish: the detection reads what it stores",
+                       ["import", current.pk, current.progress_done])
+    elif IMAGE_SIGNALS & set(run.signals) and (left := detection_pictures(dataset_id=run.dataset_id,
+                                                                          waiting_only=True).waiting):
+        stage, mark = (f"Waiting for {left:,} picture{'s' if left != 1 else ''} to be hashed: the image signals "
+                       "compare them", ["pictures", left])
+    else:
         return None
-    left = detection_pictures(dataset_id=run.dataset_id, waiting_only=True).waiting
-    if not left:
-        return None
-    now = time.time()
-    since = now
-    if waited is not None and left >= waited["left"]:
+    now = since = time.time()
+    if waited is not None and waited["mark"] == mark:  # nothing moved since the last look
         since = waited["since"]
-        if now - since >= settings.DETECTION_HASH_STALL_SECONDS:
-            logger.warning("detection run %s: no picture hashed for %.0f s; starting with %s not hashed",
-                           run.pk, now - since, left)
+        if now - since >= settings.DETECTION_WAIT_STALL_SECONDS:
+            logger.warning("detection run %s: nothing moved for %.0f s (%s); starting", run.pk, now - since, stage)
             return None
-        media_hash_requeue_stale()
-        media_hashing_schedule(count=min(left, settings.MEDIA_HASH_BATCH_SIZE))
-    DetectionRun.objects.filter(pk=run.pk, status=JobStatus.PENDING).update(
-        stage=f"Waiting for {left:,} picture{'s' if left != 1 else ''} to be hashed: the image signals compare them")
-    return {"left": left, "since": since}
+        if mark[0] == "pictures":
+            media_hash_requeue_stale()
+            media_hashing_schedule(count=min(mark[1], settings.MEDIA_HASH_BATCH_SIZE))
+    DetectionRun.objects.filter(pk=run.pk, status=JobStatus.PENDING).update(stage=stage)
+    return {"mark": mark, "since": since}
 
 
 def detection_run_claim(*, run_id: int) -> bool:

@@ -57,41 +57,69 @@ def test_a_queued_run_waits_while_its_pictures_are_hashed(dataset):
     run = detection_run_create(dataset=dataset, enqueue=False)
 
     waited = detection_run_wait(run=run)
-    assert waited is not None and waited["left"] == 2
+    assert waited is not None and waited["mark"] == ["pictures", 2]
     run.refresh_from_db()
     assert run.status == "pending" and run.stage == "Waiting for 2 pictures to be hashed: the image signals compare them"
 
-    # One is hashed: still waiting, for one, and the time of that progress is kept.
+    # One is hashed: still waiting, for one, and that progress restarts the stall clock.
     MediaAsset.objects.filter(pk=pictures[0].pk).update(hash_state=HashState.DONE)
-    later = detection_run_wait(run=run, waited=waited)
-    assert later["left"] == 1 and later["since"] >= waited["since"]
+    later = detection_run_wait(run=run, waited={**waited, "since": time.time() - 100})
+    assert later["mark"] == ["pictures", 1] and time.time() - later["since"] < 50
     run.refresh_from_db()
     assert run.stage == "Waiting for 1 picture to be hashed: the image signals compare them"
 
     MediaAsset.objects.filter(pk=pictures[1].pk).update(hash_state=HashState.FAILED)  # unreadable: nothing to wait for
     assert detection_run_wait(run=run, waited=later) is None
 
-    # A run without image signals never waits.
+    # A run without image signals never waits for pictures.
     MediaAsset.objects.update(hash_state=HashState.PENDING)
     text_only = detection_run_create(dataset=dataset, signals=["co_text", "co_link"], enqueue=False)
     assert detection_run_wait(run=text_only) is None
 
 
 @pytest.mark.django_db
-def test_a_run_stops_waiting_once_hashing_has_stalled_and_nudges_it_before(dataset, settings):
-    settings.DETECTION_HASH_STALL_SECONDS = 600
+def test_a_queued_run_waits_for_imports_into_its_dataset_first(dataset):
+    from accounts.models import Dataset, ImportRun
+
+    post(account(dataset, "alpha"), 0, media=[_pending("one")])
+    importing = ImportRun.objects.create(dataset=dataset, format="jsonl", status="running", heartbeat_at=timezone.now(),
+                                         progress_done=10)
+    elsewhere = ImportRun.objects.create(dataset=Dataset.objects.create(name="elsewhere"), format="jsonl",
+                                         status="pending")
+    text_only = detection_run_create(dataset=dataset, signals=["co_text"], enqueue=False)
+
+    waited = detection_run_wait(run=text_only)
+    assert waited["mark"] == ["import", importing.pk, 10]
+    text_only.refresh_from_db()
+    assert text_only.stage == f"Waiting for import run {importing.pk} to finish: the detection reads what it stores"
+    # A run over all data waits for every import; one on another dataset does not wait for this one.
+    assert detection_run_wait(run=detection_run_create(dataset=None, enqueue=False))["mark"][:2] == ["import",
+                                                                                                     importing.pk]
+    ImportRun.objects.filter(pk=elsewhere.pk).update(status="succeeded")
+
+    # The import's worker died: it is marked failed, and the run moves on to the pictures.
+    ImportRun.objects.filter(pk=importing.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert detection_run_wait(run=text_only, waited=waited) is None
+    assert ImportRun.objects.get(pk=importing.pk).status == "failed"
+    with_images = detection_run_create(dataset=dataset, enqueue=False)
+    assert detection_run_wait(run=with_images)["mark"] == ["pictures", 1]
+
+
+@pytest.mark.django_db
+def test_a_run_stops_waiting_once_nothing_has_moved_for_the_stall_time_and_nudges_the_hashing_before(dataset, settings):
+    settings.DETECTION_WAIT_STALL_SECONDS = 600
     dead_claim = _pending("claimed by a dead worker", HashState.PROCESSING,
                           claimed_at=timezone.now() - timedelta(hours=1))
     post(account(dataset, "alpha"), 0, media=[dead_claim])
     run = detection_run_create(dataset=dataset, signals=["co_image"], enqueue=False)
 
     # No picture hashed since the last look, for less than the stall time: the dead worker's claim is given back.
-    waited = detection_run_wait(run=run, waited={"left": 1, "since": time.time() - 60})
-    assert waited["left"] == 1 and time.time() - waited["since"] >= 60
+    waited = detection_run_wait(run=run, waited={"mark": ["pictures", 1], "since": time.time() - 60})
+    assert waited["mark"] == ["pictures", 1] and time.time() - waited["since"] >= 60
     assert MediaAsset.objects.get(pk=dead_claim.pk).hash_state == HashState.PENDING
 
-    # None for the whole stall time: the run starts.
-    assert detection_run_wait(run=run, waited={"left": 1, "since": time.time() - 601}) is None
+    # Nothing for the whole stall time: the run starts.
+    assert detection_run_wait(run=run, waited={"mark": ["pictures", 1], "since": time.time() - 601}) is None
 
 
 @pytest.mark.django_db
@@ -123,12 +151,14 @@ def test_the_dashboard_points_at_the_detection_under_way(dataset, client, cast):
     page = client.get("/").content.decode()
     assert f'on the <a href="{reverse("accounts:detections")}">detection page</a>' in page
     run = detection_run_create(dataset=dataset, enqueue=False)
+    fragment = client.get(reverse("accounts:detection", args=[run.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert "Pending · step 0 of 15 · queued for a worker" in fragment
     DetectionRun.objects.filter(pk=run.pk).update(stage="Waiting for 5 pictures to be hashed: <b>")
     page = client.get("/").content.decode()
     assert (f'No clusters yet: <a href="{reverse("accounts:detection", args=[run.pk])}">detection run {run.pk}</a> '
             "is pending (Waiting for 5 pictures to be hashed: &lt;b&gt;).") in page
     fragment = client.get(reverse("accounts:detection", args=[run.pk]), HTTP_HX_REQUEST="true").content.decode()
-    assert "Pending · step 0 of" in fragment and "Waiting for 5 pictures to be hashed" in fragment
+    assert "Pending · step 0 of 15 · Waiting for 5 pictures to be hashed: &lt;b&gt;" in fragment
 
 
 @pytest.mark.worker
