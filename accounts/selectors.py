@@ -265,8 +265,17 @@ def cluster_evidence(*, cluster: Cluster, pairs_per_signal: int = 12) -> list[Si
         if not evidence.pairs:
             evidence.account_edges = signal_edges[:pairs_per_signal]
         result.append(evidence)
-    result.sort(key=lambda s: -float(s.summary.get("weight", 0) if isinstance(s.summary, dict) else 0))
+    result.sort(key=lambda s: -_score_share(s.signal, s.summary))
     return result
+
+
+def _score_share(signal: str, summary: dict) -> float:
+    """How much a signal adds to its cluster's score: the order the evidence is shown in, strongest first (many
+    pictures reused weeks apart weigh less than fewer posted minutes apart)."""
+    from accounts.coordination.services import signal_score
+
+    weight = summary.get("weight", 0) if isinstance(summary, dict) else 0
+    return signal_score(signal, float(weight))
 
 
 def cluster_graph(*, cluster: Cluster, members: list[Account]) -> dict:

@@ -47,6 +47,13 @@ SCORE_WEIGHTS = {
     "co_hashtag_sequence": 1.0, "shared_avatar": 1.5, "creation_burst": 1.0, "dormancy": 1.0,
     "look_alike_names": 1.0, "synchronised_activity": 0.5, "co_image_reuse": 0.5,
 }
+
+
+def signal_score(signal: str, weight: float) -> float:
+    """What a signal of this weight inside a cluster adds to the cluster's score."""
+    return SCORE_WEIGHTS.get(signal, 1.0) * math.log1p(max(0.0, weight))
+
+
 DEFAULTS = {"min_content_pairs": 2, "min_cluster_size": 3, "resolution": 1.0, "seed": 42}
 
 
@@ -333,7 +340,7 @@ def _cluster_describe(members: list[int], edges: list[S.Edge], activity: dict[in
     pairs = len(members) * (len(members) - 1) / 2
     linked = {(e.a, e.b) for e in own if e.signal in CONTENT_SIGNALS}
     density = len(linked) / pairs if pairs else 0
-    score = sum(SCORE_WEIGHTS.get(s, 1.0) * math.log1p(b["weight"]) for s, b in breakdown.items())
+    score = sum(signal_score(s, b["weight"]) for s, b in breakdown.items())
     flagged = [a for a in members if a in flags]
     score = (score * (0.5 + 0.5 * density)) + 0.5 * min(len(flagged), 5)
     explanation = _cluster_explanation(members, own, breakdown, activity, flags, known_sources, params)

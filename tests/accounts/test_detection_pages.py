@@ -97,3 +97,32 @@ def test_detection_started_on_the_page_runs_on_a_worker(client, cast, celery_wor
     cluster = run.clusters.get()
     assert "Succeeded" in page and reverse("accounts:cluster", args=[cluster.pk]) in page and "every 1s" not in page
     assert {a.handle for a in cluster.members.all()} == {a.handle for a in inv.accounts if a.handle != "organic_reader"}
+
+
+@pytest.mark.django_db
+def test_a_clusters_evidence_comes_strongest_first_as_its_score_weighs_it(client, cast):
+    """Thirty pictures reused weeks apart weigh less in the score than twelve posted minutes apart, so the
+    cluster page opens on the latter (by raw weight the reuse would come first)."""
+    from accounts.coordination.services import signal_score
+    from accounts.models import Cluster, ClusterMember, CoordinationEdge
+
+    inv = build_investigation()
+    a, b = inv.accounts[0], inv.accounts[1]
+    run = DetectionRun.objects.create(dataset=inv.dataset, status="succeeded")
+    weights = {"co_image_reuse": 30, "co_image": 12, "synchronised_activity": 7}
+    cluster = Cluster.objects.create(detection_run=run, label="weighed", size=2, signal_breakdown={
+        signal: {"edges": 1, "weight": weight, "accounts": 2} for signal, weight in weights.items()})
+    for member in (a, b):
+        ClusterMember.objects.create(cluster=cluster, account=member)
+    first, second = sorted((a, b), key=lambda x: x.pk)
+    for signal, weight in weights.items():
+        CoordinationEdge.objects.create(detection_run=run, account_a=first, account_b=second, signal=signal,
+                                        weight=weight, explanation=f"{signal} evidence")
+    assert signal_score("co_image", 12) > signal_score("co_image_reuse", 30) > signal_score("synchronised_activity", 7)
+
+    client.force_login(cast["investigator"])
+    page = client.get(reverse("accounts:cluster", args=[cluster.pk])).content.decode()
+    shown = [page.index(label) for label in ("Near-identical images within the window", "Images reused much later",
+                                             "Synchronised activity —")]
+    assert shown == sorted(shown)
+    assert '<details class="evidence card" open>\n    <summary>Near-identical images within the window' in page
