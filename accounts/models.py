@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 
 class ReviewStatus(models.TextChoices):
@@ -223,10 +226,22 @@ class DetectionRun(models.Model):
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the worker running it")
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    # A running detection's worker says it is alive this often; one silent for SILENT_AFTER has died (killed,
+    # out of memory, its machine restarted), and the run is started again by the next worker to look at it.
+    HEARTBEAT_EVERY = timedelta(seconds=20)
+    SILENT_AFTER = timedelta(minutes=2)
 
     class Meta:
         ordering = ["-created_at"]
+
+    @property
+    def silent(self) -> bool:
+        """Running, but its worker has not been heard from for SILENT_AFTER."""
+        last = self.heartbeat_at or self.started_at
+        return self.status == JobStatus.RUNNING and last is not None and last < timezone.now() - self.SILENT_AFTER
 
 
 class CoordinationEdge(models.Model):

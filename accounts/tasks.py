@@ -27,10 +27,15 @@ def run_detection(run_id: int, waited: dict | None = None) -> str:
     from accounts.coordination.services import detection_run_claim, detection_run_execute, detection_run_wait
     from accounts.models import DetectionRun, JobStatus
 
-    run = DetectionRun.objects.filter(pk=run_id, status=JobStatus.PENDING).first()
-    if run is None:
-        return "already taken"
-    if (waited := detection_run_wait(run=run, waited=waited)) is not None:
+    run = DetectionRun.objects.filter(pk=run_id).first()
+    if run is None or run.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        return "already done"
+    if run.status == JobStatus.RUNNING and not run.silent:
+        # Another worker has it; or had it, and this message came back after that worker died. Look again once
+        # its worker would have fallen silent: if it has, this one starts the run again.
+        run_detection.apply_async((run_id,), countdown=DetectionRun.SILENT_AFTER.total_seconds())
+        return "running on another worker"
+    if run.status == JobStatus.PENDING and (waited := detection_run_wait(run=run, waited=waited)) is not None:
         run_detection.apply_async((run_id,), {"waited": waited}, countdown=settings.DETECTION_WAIT_POLL_SECONDS)
         return "waiting for pictures to be hashed"
     if not detection_run_claim(run_id=run_id):

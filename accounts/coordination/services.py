@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.coordination import signals as S
@@ -133,14 +136,57 @@ def detection_run_wait(*, run: DetectionRun, waited: dict | None = None) -> dict
 
 
 def detection_run_claim(*, run_id: int) -> bool:
-    return bool(DetectionRun.objects.filter(pk=run_id, status=JobStatus.PENDING).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), stage=""))
+    """Take a queued run, or one whose worker fell silent (DetectionRun.SILENT_AFTER): nothing of a run is stored
+    before its last step, so it starts again from the beginning."""
+    now = timezone.now()
+    silent = now - DetectionRun.SILENT_AFTER
+    claimable = (Q(status=JobStatus.PENDING) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=silent)
+                 | Q(status=JobStatus.RUNNING, heartbeat_at__isnull=True, started_at__lt=silent))
+    return bool(DetectionRun.objects.filter(claimable, pk=run_id).update(
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, stage="", progress_done=0))
+
+
+def detection_runs_resume() -> int:
+    """Queue every run not finished (at start-up: a queued run's message, or a running one's worker, may be
+    gone). A run still in a live worker's hands is left to it (run_detection looks again later); returns how
+    many were queued."""
+    from accounts.tasks import run_detection
+
+    unfinished = list(DetectionRun.objects.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING])
+                      .values_list("pk", flat=True))
+    for run_id in unfinished:
+        transaction.on_commit(lambda run_id=run_id: run_detection.delay(run_id))
+    return len(unfinished)
+
+
+@contextmanager
+def _heartbeat(run_id: int, every: float) -> Iterator[None]:
+    """Say every `every` seconds, from a thread with its own connection, that the run's worker is alive."""
+    from django.db import connections
+
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every):
+                DetectionRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"detection-{run_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def detection_run_execute(*, run: DetectionRun, progress: Callable[[str], None] | None = None) -> DetectionRun:
     """Run every chosen signal, store the edges, find and explain the clusters. A failure marks the run
     failed with the reason and stores nothing of it."""
-    DetectionRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, started_at=run.started_at or timezone.now())
+    DetectionRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, started_at=run.started_at or timezone.now(),
+                                                  heartbeat_at=timezone.now())
     step = 0
 
     def advance(label: str) -> None:
@@ -153,7 +199,8 @@ def detection_run_execute(*, run: DetectionRun, progress: Callable[[str], None] 
     try:
         # Not one transaction: progress must be visible to the page while the signals run. Nothing is
         # written before the edges and clusters, which are stored together in one transaction.
-        result = _detect(run, advance)
+        with _heartbeat(run.pk, DetectionRun.HEARTBEAT_EVERY.total_seconds()):
+            result = _detect(run, advance)
     except Exception as exc:
         logger.exception("detection run %s failed", run.pk)
         DetectionRun.objects.filter(pk=run.pk).update(
