@@ -20,8 +20,9 @@ def run_import(run_id: int) -> str:
 
 @shared_task(acks_late=True)
 def run_detection(run_id: int, waited: dict | None = None) -> str:
-    """Run a queued detection; a second delivery finds it claimed and does nothing. While its pictures are
-    still being hashed it looks again later, freeing this worker for the hashing meanwhile."""
+    """Run a queued detection, or one whose worker fell silent; a second delivery while its worker is alive
+    looks again later. While an import into its dataset runs or its pictures are being hashed
+    (detection_run_wait), it looks again later too, freeing this worker for that work meanwhile."""
     from django.conf import settings
 
     from accounts.coordination.services import detection_run_claim, detection_run_execute, detection_run_wait
@@ -37,7 +38,7 @@ def run_detection(run_id: int, waited: dict | None = None) -> str:
         return "running on another worker"
     if run.status == JobStatus.PENDING and (waited := detection_run_wait(run=run, waited=waited)) is not None:
         run_detection.apply_async((run_id,), {"waited": waited}, countdown=settings.DETECTION_WAIT_POLL_SECONDS)
-        return "waiting for pictures to be hashed"
+        return "waiting for imports or hashing"
     if not detection_run_claim(run_id=run_id):
         return "already taken"
     run = detection_run_execute(run=DetectionRun.objects.get(pk=run_id))

@@ -81,7 +81,7 @@ def detection_run_create(
     run = DetectionRun.objects.create(
         dataset=dataset, signals=chosen, parameters=parameters,
         started_by=user if user is not None and user.is_authenticated else None,
-        progress_total=len(chosen) + 3,
+        progress_total=sum(s != "engagement_anomalies" for s in chosen) + 4,  # the steps _detect advances through
     )
     if enqueue:
         from accounts.tasks import run_detection
@@ -182,11 +182,16 @@ def _heartbeat(run_id: int, every: float) -> Iterator[None]:
         thread.join()
 
 
+class _TakenOver(Exception):
+    """Another worker claimed the run again while this one was silent: the result is the other's to store."""
+
+
 def detection_run_execute(*, run: DetectionRun, progress: Callable[[str], None] | None = None) -> DetectionRun:
     """Run every chosen signal, store the edges, find and explain the clusters. A failure marks the run
     failed with the reason and stores nothing of it."""
     DetectionRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, started_at=run.started_at or timezone.now(),
                                                   heartbeat_at=timezone.now())
+    run.refresh_from_db(fields=["started_at"])  # which claim of the run this is: a silent run may be claimed again
     step = 0
 
     def advance(label: str) -> None:
@@ -198,16 +203,17 @@ def detection_run_execute(*, run: DetectionRun, progress: Callable[[str], None] 
 
     try:
         # Not one transaction: progress must be visible to the page while the signals run. Nothing is
-        # written before the edges and clusters, which are stored together in one transaction.
+        # written before the edges and clusters, which are stored together with the run's result.
         with _heartbeat(run.pk, DetectionRun.HEARTBEAT_EVERY.total_seconds()):
-            result = _detect(run, advance)
+            _detect(run, advance)
+    except _TakenOver:
+        logger.warning("detection run %s: claimed again by another worker while this one was silent; it is theirs",
+                       run.pk)
     except Exception as exc:
         logger.exception("detection run %s failed", run.pk)
-        DetectionRun.objects.filter(pk=run.pk).update(
+        DetectionRun.objects.filter(pk=run.pk, started_at=run.started_at).update(
             status=JobStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}", finished_at=timezone.now())
         raise
-    DetectionRun.objects.filter(pk=run.pk).update(
-        status=JobStatus.SUCCEEDED, summary=result, finished_at=timezone.now(), progress_done=run.progress_total)
     run.refresh_from_db()
     return run
 
@@ -217,7 +223,7 @@ def _params(run: DetectionRun) -> S.Params:
     return S.Params(**{k: v for k, v in run.parameters.items() if k in fields})
 
 
-def _detect(run: DetectionRun, advance: Callable[[str], None]) -> dict:
+def _detect(run: DetectionRun, advance: Callable[[str], None]) -> None:
     from accounts.selectors import detection_pictures
     from media_analysis.services import media_clusters_rebuild
 
@@ -262,18 +268,25 @@ def _detect(run: DetectionRun, advance: Callable[[str], None]) -> dict:
     clusters = [_cluster_describe(members, edges, activity, flags, known_sources, params)
                 for members in communities]
     clusters.sort(key=lambda c: -c["score"])
-    with transaction.atomic():
-        _edges_store(run, edges)
-        _clusters_store(run, clusters)
-    advance("clusters")
     by_signal = Counter(e.signal for e in edges)
-    return {
+    summary = {
         "accounts": len(activity), "edges": len(edges), "edges_by_signal": dict(sorted(by_signal.items())),
         "clusters": len(clusters), "clustered_accounts": sum(len(c["members"]) for c in clusters),
         "flagged_accounts": len(flags),
         # What the image signals compared: pictures not hashed yet, or unreadable, are not in the evidence.
         **({"pictures": asdict(pictures)} if pictures is not None else {}),
     }
+    advance("clusters")
+    with transaction.atomic():
+        # A step that kept this worker from saying it is alive for DetectionRun.SILENT_AFTER (one long call
+        # holding the GIL) may have let another worker claim the run again: only the latest claim stores.
+        if not DetectionRun.objects.select_for_update().filter(pk=run.pk, status=JobStatus.RUNNING,
+                                                               started_at=run.started_at).exists():
+            raise _TakenOver
+        _edges_store(run, edges)
+        _clusters_store(run, clusters)
+        DetectionRun.objects.filter(pk=run.pk).update(status=JobStatus.SUCCEEDED, summary=summary,
+                                                      finished_at=timezone.now(), progress_done=run.progress_total)
 
 
 def _edges_store(run: DetectionRun, edges: list[S.Edge], batch: int = 5000) -> None:

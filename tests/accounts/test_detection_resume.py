@@ -109,3 +109,23 @@ def test_a_run_whose_worker_died_is_run_again_when_resumed(celery_worker_process
     for run in DetectionRun.objects.filter(pk__in=[dead.pk, lost.pk]):
         assert run.status == "succeeded" and run.progress_done == run.progress_total, run.error
         assert run.summary["clusters"] == 1
+
+
+@pytest.mark.django_db
+def test_a_worker_whose_run_was_claimed_again_while_it_was_silent_stores_nothing(caplog):
+    """A worker kept silent past SILENT_AFTER (one long call holding the GIL) finds at its last step that
+    another worker claimed the run again: only the latest claim stores edges and clusters, once."""
+    inv = build_investigation()
+    run = detection_run_create(dataset=inv.dataset, signals=["co_text", "creation_burst"], enqueue=False)
+
+    def progress(label: str) -> None:
+        if label == "communities":  # meanwhile, another worker found the run silent and claimed it
+            DetectionRun.objects.filter(pk=run.pk).update(started_at=timezone.now() + timedelta(seconds=1))
+
+    outcome = detection_run_execute(run=run, progress=progress)
+    assert outcome.status == "running" and not outcome.clusters.exists() and not outcome.edges.exists()
+    assert "claimed again by another worker" in caplog.text
+
+    again = detection_run_execute(run=detection_run_create(dataset=inv.dataset, signals=["co_text", "creation_burst"],
+                                                           enqueue=False))
+    assert again.status == "succeeded" and again.clusters.count() == 1
