@@ -265,6 +265,8 @@ class ClusterFilter(django_filters.FilterSet):
 
     dataset = django_filters.NumberFilter(method="_noop")
     detection_run = django_filters.NumberFilter(method="_noop")
+    runs = django_filters.ChoiceFilter(method="_noop", choices=[("latest", "latest"), ("all", "all")],
+                                       help_text="Without detection_run: each dataset's latest run (the default) or all")
     signal = django_filters.ChoiceFilter(method="_noop", choices=[(s, s) for s in SIGNAL_CHOICES])
     min_size = django_filters.NumberFilter(method="_noop", min_value=1)
     min_score = django_filters.NumberFilter(method="_noop", min_value=0)
@@ -273,7 +275,7 @@ class ClusterFilter(django_filters.FilterSet):
 
     class Meta:
         model = Cluster
-        fields = ["dataset", "detection_run", "signal", "min_size", "min_score", "review", "sort"]
+        fields = ["dataset", "detection_run", "runs", "signal", "min_size", "min_score", "review", "sort"]
 
     def _noop(self, queryset: QuerySet, name: str, value: object) -> QuerySet:
         return queryset  # applied together in filter_queryset
@@ -282,6 +284,7 @@ class ClusterFilter(django_filters.FilterSet):
         data = self.form.cleaned_data
         return clusters_filtered(
             user=self.request.user, dataset=data.get("dataset"), run=data.get("detection_run"),
+            every_run=data.get("runs") == "all",
             signal=data.get("signal") or "", min_size=data.get("min_size"), min_score=data.get("min_score"),
             review=data.get("review") or "", sort=data.get("sort") or "score")
 
@@ -400,7 +403,11 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = ClusterFilter
 
     def get_queryset(self) -> QuerySet[Cluster]:
-        return clusters_filtered(user=self.request.user)
+        return clusters_filtered(user=self.request.user, every_run=self.action == "retrieve")
+
+    def filter_queryset(self, queryset: QuerySet[Cluster]) -> QuerySet[Cluster]:
+        # The list's filters (each dataset's latest run by default) never hide one cluster asked for by its id.
+        return queryset if self.action == "retrieve" else super().filter_queryset(queryset)
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return ClusterDetailSerializer if self.action == "retrieve" else ClusterSerializer

@@ -31,7 +31,7 @@ class ImportUploadForm(forms.Form):
 
 class ClusterFilterForm(forms.Form):
     dataset = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
-    run = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Detection run")
+    run = forms.ChoiceField(required=False, label="Detection run")  # "": each dataset's latest; "all"; a run's id
     signal = forms.ChoiceField(required=False)
     min_size = forms.IntegerField(required=False, min_value=1, max_value=100000, label="Min. size")
     min_score = forms.FloatField(required=False, min_value=0, label="Min. score")
@@ -45,7 +45,7 @@ class ClusterFilterForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields["dataset"].choices = [("", "All")] + [(d.pk, d.name) for d in datasets_visible(user=user).order_by("name")]
-        self.fields["run"].choices = [("", "All")] + [
+        self.fields["run"].choices = [("", "Latest of each dataset"), ("all", "Every run")] + [
             (r.pk, f"#{r.pk} · {r.dataset.name if r.dataset else 'all data'} · {r.created_at:%Y-%m-%d %H:%M}")
             for r in detection_runs_visible(user=user).filter(status="succeeded")[:50]]
         self.fields["signal"].choices = [("", "Any")] + sorted(SIGNAL_LABELS.items(), key=lambda kv: kv[1])

@@ -21,6 +21,7 @@ from accounts.models import (
     Dataset,
     DetectionRun,
     ImportRun,
+    JobStatus,
     Post,
     PostMedia,
     ReviewStatus,
@@ -169,17 +170,31 @@ def clusters_visible(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Clus
     return Cluster.objects.select_related("detection_run__dataset")
 
 
+def detection_runs_latest() -> QuerySet[DetectionRun]:
+    """The latest succeeded run of each dataset (and of all data): the current clusters. Each run keeps its own
+    clusters (a case cites the run it took them from), so running a detection again would otherwise show
+    every cluster once per run on the dashboard, the cluster list and the review queue."""
+    return (DetectionRun.objects.filter(status=JobStatus.SUCCEEDED)
+            .order_by("dataset_id", "-created_at", "-pk").distinct("dataset_id"))
+
+
+def clusters_current(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Cluster]:
+    """The clusters of each dataset's latest run (detection_runs_latest)."""
+    return clusters_visible(user=user).filter(detection_run__in=detection_runs_latest().values("pk"))
+
+
 CLUSTER_SORTS = {"score": "-score", "size": "-size", "newest": "-detection_run__created_at", "label": "label"}
 REVIEW_FILTERS = ("unreviewed", "in_progress", "reviewed")
 
 
 def clusters_filtered(*, user: AbstractBaseUser | AnonymousUser, dataset: int | None = None, run: int | None = None,
-                      signal: str = "", min_size: int | None = None, min_score: float | None = None,
-                      review: str = "", sort: str = "score") -> QuerySet[Cluster]:
-    """The cluster list's filters. Review state: unreviewed (no member decided), in progress
-    (some decided), reviewed (every member decided)."""
-    clusters = clusters_visible(user=user).annotate(
-        decided=Count("members", filter=~Q(members__review_status=ReviewStatus.UNREVIEWED)))
+                      every_run: bool = False, signal: str = "", min_size: int | None = None,
+                      min_score: float | None = None, review: str = "", sort: str = "score") -> QuerySet[Cluster]:
+    """The cluster list's filters: one run's clusters, or each dataset's latest run's (clusters_current), or with
+    `every_run` those of every run. Review state: unreviewed (no member decided), in progress (some decided),
+    reviewed (every member decided)."""
+    scope = clusters_visible(user=user) if run or every_run else clusters_current(user=user)
+    clusters = scope.annotate(decided=Count("members", filter=~Q(members__review_status=ReviewStatus.UNREVIEWED)))
     if dataset:
         clusters = clusters.filter(detection_run__dataset_id=dataset)
     if run:

@@ -114,6 +114,7 @@ def cluster_list(request: HttpRequest) -> HttpResponse:
     filters = form.cleaned_data if form.is_valid() else {}
     clusters = clusters_filtered(
         user=request.user, dataset=_int(filters.get("dataset")), run=_int(filters.get("run")),
+        every_run=filters.get("run") == "all",
         signal=filters.get("signal") or "", min_size=filters.get("min_size"), min_score=filters.get("min_score"),
         review=filters.get("review") or "", sort=filters.get("sort") or "score",
     )

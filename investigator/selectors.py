@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Max, Q, QuerySet
 
 from accounts.models import Account, ClusterMember, ReviewStatus
+from accounts.selectors import detection_runs_latest
 from investigator.disarm import technique_name
 from investigator.models import Annotation, AuditEvent, Case, CaseExport, CaseItem, ReviewDecision
 from investigator.roles import INVESTIGATOR, LEAD, REVIEWER, has_role
@@ -106,8 +107,11 @@ def review_queue(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Account]
     Accounts the reviewer may not decide on (four eyes) are left out."""
     if not has_role(user, REVIEWER):
         return Account.objects.none()
-    queue = (Account.objects.filter(review_status=ReviewStatus.UNREVIEWED, clusters__isnull=False)
-             .annotate(top_score=Max("clusters__score"), cluster_count=Count("clusters", distinct=True))
+    # The clusters of each dataset's latest run: running a detection again must not count an account twice.
+    current = Q(clusters__detection_run__in=detection_runs_latest().values("pk"))
+    queue = (Account.objects.filter(current, review_status=ReviewStatus.UNREVIEWED)
+             .annotate(top_score=Max("clusters__score", filter=current),
+                       cluster_count=Count("clusters", filter=current, distinct=True))
              .select_related("platform").order_by("-top_score", "handle"))
     if not settings.REVIEW_ALLOW_OWN_CASES:
         own_direct = CaseItem.objects.filter(case__created_by=user, kind="account").values("account_id")

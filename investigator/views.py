@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import JobStatus
 from accounts.selectors import (
-    clusters_visible,
+    clusters_current,
     dataset_overview,
     detection_runs_visible,
     import_runs_visible,
@@ -93,7 +93,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "detection_runs": detection_runs_visible(user=request.user)[:8],
         "detection_under_way": detection_runs_visible(user=request.user).filter(
             status__in=[JobStatus.PENDING, JobStatus.RUNNING]).order_by("-created_at").first(),
-        "top_clusters": clusters_visible(user=request.user).filter(detection_run__status="succeeded")
+        "top_clusters": clusters_current(user=request.user)
                                                            .order_by("-score", "id")[:10],
         "my_cases": cases_visible(user=request.user).filter(
             status__in=[Case.Status.OPEN, Case.Status.IN_REVIEW], members=request.user)[:10],

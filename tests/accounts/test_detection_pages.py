@@ -126,3 +126,54 @@ def test_a_clusters_evidence_comes_strongest_first_as_its_score_weighs_it(client
                                              "Synchronised activity —")]
     assert shown == sorted(shown)
     assert '<details class="evidence card" open>\n    <summary>Near-identical images within the window' in page
+
+
+@pytest.mark.django_db
+def test_running_a_detection_again_shows_each_cluster_once_from_the_latest_run(client, cast):
+    """Each run keeps its clusters (cases cite them), but the dashboard, the cluster list, the review queue and the
+    API show each dataset's latest run unless asked for another or for every run."""
+    from rest_framework.test import APIClient
+
+    from accounts.models import Cluster, ClusterMember
+
+    inv = build_investigation()
+    other = build_investigation(name="elsewhere")  # another dataset: its latest run counts too
+    again = DetectionRun.objects.create(dataset=inv.dataset, status="succeeded", summary={"clusters": 1})
+    rerun = Cluster.objects.create(detection_run=again, label="'dumpchump' network again", score=9.0,
+                                   size=inv.cluster.size, signal_breakdown=inv.cluster.signal_breakdown)
+    for member in inv.cluster.members.all():
+        ClusterMember.objects.create(cluster=rerun, account=member)
+    DetectionRun.objects.create(dataset=inv.dataset, status="failed")  # a later run that failed changes nothing
+
+    client.force_login(cast["investigator"])
+    dashboard = client.get("/").content.decode()
+    assert "&#x27;dumpchump&#x27; network again" in dashboard
+    assert dashboard.count(reverse("accounts:cluster", args=[rerun.pk])) == 1
+    assert reverse("accounts:cluster", args=[inv.cluster.pk]) + '"' not in dashboard
+
+    def listed(**query) -> set[int]:
+        page = client.get(reverse("accounts:clusters"), query).content.decode()
+        return {c.pk for c in (inv.cluster, rerun, other.cluster) if reverse("accounts:cluster", args=[c.pk]) + '"' in page}
+
+    assert listed() == {rerun.pk, other.cluster.pk}
+    assert listed(run="all") == {inv.cluster.pk, rerun.pk, other.cluster.pk}
+    assert listed(run=inv.run.pk) == {inv.cluster.pk}
+    assert client.get(reverse("accounts:cluster", args=[inv.cluster.pk])).status_code == 200  # still there
+
+    from investigator.selectors import review_queue
+
+    queued = list(review_queue(user=cast["reviewer"]))
+    assert len(queued) == len({a.pk for a in queued}) == 6  # three accounts of each dataset, each once
+    dumpchump1 = next(a for a in queued if a.pk == inv.accounts[1].pk)
+    assert (dumpchump1.cluster_count, dumpchump1.top_score) == (1, 9.0)  # the latest run's cluster only
+    client.force_login(cast["reviewer"])
+    assert client.get(reverse("review")).content.decode().count(reverse("accounts:account", args=[dumpchump1.pk])) == 1
+
+    api = APIClient()
+    api.force_authenticate(cast["investigator"])
+    assert {c["id"] for c in api.get("/api/clusters/").json()["results"]} == {rerun.pk, other.cluster.pk}
+    assert {c["id"] for c in api.get("/api/clusters/", {"runs": "all"}).json()["results"]} == {
+        inv.cluster.pk, rerun.pk, other.cluster.pk}
+    assert [c["id"] for c in api.get("/api/clusters/", {"detection_run": inv.run.pk}).json()["results"]] == [
+        inv.cluster.pk]
+    assert api.get(f"/api/clusters/{inv.cluster.pk}/").status_code == 200
