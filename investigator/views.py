@@ -93,8 +93,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "detection_runs": detection_runs_visible(user=request.user)[:8],
         "detection_under_way": detection_runs_visible(user=request.user).filter(
             status__in=[JobStatus.PENDING, JobStatus.RUNNING]).order_by("-created_at").first(),
-        "top_clusters": clusters_current(user=request.user)
-                                                           .order_by("-score", "id")[:10],
+        "top_clusters": clusters_current(user=request.user).order_by("-score", "id")[:10],
         "my_cases": cases_visible(user=request.user).filter(
             status__in=[Case.Status.OPEN, Case.Status.IN_REVIEW], members=request.user)[:10],
         "queue": review_queue(user=request.user)[:10] if has_role(request.user, REVIEWER) else None,

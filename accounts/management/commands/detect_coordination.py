@@ -79,7 +79,7 @@ class Command(BaseCommand):
             if run.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
                 return run
             if run.stage and run.status == JobStatus.PENDING:
-                bar.set_postfix_str(run.stage)  # a worker has it, and waits for its pictures to be hashed
+                bar.set_postfix_str(run.stage)  # a worker has it, and waits for an import or the hashing
             elif run.status == JobStatus.PENDING and time.monotonic() - started > timeout:
                 raise CommandError(
                     f"no worker picked detection run {run.pk} up within {timeout:.0f} s: is `make run` (or a Celery "
