@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import F, Q
-from django.utils import timezone
+
+from investigator.jobs import HeartbeatJob
 
 
 class ReviewStatus(models.TextChoices):
@@ -213,7 +212,7 @@ class ImportRejection(models.Model):
         ordering = ["id"]
 
 
-class DetectionRun(models.Model):
+class DetectionRun(HeartbeatJob):  # started_at, heartbeat_at: investigator.jobs
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="detection_runs")
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
     signals = ArrayField(models.CharField(max_length=32), default=list)
@@ -225,23 +224,10 @@ class DetectionRun(models.Model):
     error = models.TextField(blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the worker running it")
     finished_at = models.DateTimeField(null=True, blank=True)
-
-    # A running detection's worker says it is alive this often; one silent for SILENT_AFTER has died (killed,
-    # out of memory, its machine restarted), and the run is started again by the next worker to look at it.
-    HEARTBEAT_EVERY = timedelta(seconds=20)
-    SILENT_AFTER = timedelta(minutes=2)
 
     class Meta:
         ordering = ["-created_at"]
-
-    @property
-    def silent(self) -> bool:
-        """Running, but its worker has not been heard from for SILENT_AFTER."""
-        last = self.heartbeat_at or self.started_at
-        return self.status == JobStatus.RUNNING and last is not None and last < timezone.now() - self.SILENT_AFTER
 
 
 class CoordinationEdge(models.Model):

@@ -27,6 +27,7 @@ def run_detection(run_id: int, waited: dict | None = None) -> str:
 
     from accounts.coordination.services import detection_run_claim, detection_run_execute, detection_run_wait
     from accounts.models import DetectionRun, JobStatus
+    from investigator import jobs
 
     run = DetectionRun.objects.filter(pk=run_id).first()
     if run is None or run.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
@@ -34,7 +35,7 @@ def run_detection(run_id: int, waited: dict | None = None) -> str:
     if run.status == JobStatus.RUNNING and not run.silent:
         # Another worker has it; or had it, and this message came back after that worker died. Look again once
         # its worker would have fallen silent: if it has, this one starts the run again.
-        run_detection.apply_async((run_id,), countdown=DetectionRun.SILENT_AFTER.total_seconds())
+        run_detection.apply_async((run_id,), countdown=jobs.SILENT_AFTER.total_seconds())
         return "running on another worker"
     if run.status == JobStatus.PENDING and (waited := detection_run_wait(run=run, waited=waited)) is not None:
         run_detection.apply_async((run_id,), {"waited": waited}, countdown=settings.DETECTION_WAIT_POLL_SECONDS)

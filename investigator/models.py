@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.models import ReviewStatus
+from investigator.jobs import HeartbeatJob
 
 
 class Case(models.Model):
@@ -134,7 +135,7 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["subject_type", "subject_id"], name="audit_subject_idx")]
 
 
-class CaseExport(models.Model):
+class CaseExport(HeartbeatJob):  # started_at, heartbeat_at: investigator.jobs
     """A case file being built on a worker, then downloadable by leads until it expires."""
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="exports")

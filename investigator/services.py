@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from investigator import jobs
 from investigator.disarm import DISARM_ID
 from investigator.models import Annotation, AuditEvent, Case, CaseExport, CaseItem, ReviewDecision
 from investigator.roles import ADMIN, INVESTIGATOR, LEAD, REVIEWER, ROLES, has_role
@@ -323,26 +324,44 @@ def case_export_run(*, export_id: int) -> CaseExport | None:
 
     from investigator.casefile.export import case_file_build
 
-    if not CaseExport.objects.filter(pk=export_id, status="pending").update(status="running"):
+    now = timezone.now()
+    if not CaseExport.objects.filter(jobs.claimable(), pk=export_id).update(
+            status="running", started_at=now, heartbeat_at=now, progress_done=0):
         return None
     export = CaseExport.objects.select_related("case", "requested_by").get(pk=export_id)
-    name = f"case{export.case_id}-{export.pk}-{timezone.now():%Y%m%dT%H%M%S}.zip"
+    name = f"case{export.case_id}-{export.pk}-{timezone.now():%Y%m%dT%H%M%S%f}.zip"
     out = Path(settings.EXPORT_ROOT) / name
+    this_claim = CaseExport.objects.filter(pk=export.pk, started_at=export.started_at)
 
     def progress(done: int, total: int) -> None:
-        CaseExport.objects.filter(pk=export.pk).update(progress_done=done, progress_total=total)
+        this_claim.update(progress_done=done, progress_total=total)
 
     try:
-        case_file_build(case=export.case, user=export.requested_by, out=out, progress=progress)
+        with jobs.heartbeat(CaseExport, export.pk):
+            case_file_build(case=export.case, user=export.requested_by, out=out, progress=progress)
     except Exception as exc:
-        CaseExport.objects.filter(pk=export.pk).update(status="failed", error=f"{exc.__class__.__name__}: {exc}",
-                                                       finished_at=timezone.now())
+        this_claim.update(status="failed", error=f"{exc.__class__.__name__}: {exc}", finished_at=timezone.now())
         raise
-    CaseExport.objects.filter(pk=export.pk).update(status="succeeded", file=name, size_bytes=out.stat().st_size,
-                                                   finished_at=timezone.now())
+    # This worker may have been silent long enough for another to claim the build again: only the latest claim's
+    # file is kept.
+    if not this_claim.filter(status="running").update(status="succeeded", file=name, size_bytes=out.stat().st_size,
+                                                      finished_at=timezone.now()):
+        out.unlink(missing_ok=True)
+        return None
     case_exports_prune()
     export.refresh_from_db()
     return export
+
+
+def case_exports_resume() -> int:
+    """Queue every case file build not finished (at start-up: its message, or its worker, may be gone); one still
+    in a live worker's hands is left to it. Returns how many were queued."""
+    from investigator.tasks import run_case_export
+
+    unfinished = list(CaseExport.objects.filter(status__in=["pending", "running"]).values_list("pk", flat=True))
+    for export_id in unfinished:
+        transaction.on_commit(lambda export_id=export_id: run_case_export.delay(export_id))
+    return len(unfinished)
 
 
 def case_exports_prune() -> int:

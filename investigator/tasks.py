@@ -20,7 +20,17 @@ def ping(payload: str) -> dict[str, object]:
 
 @shared_task(acks_late=True)
 def run_case_export(export_id: int) -> str:
+    """Build a queued case file, or one whose worker fell silent; a second delivery while its worker is alive
+    looks again once that worker would have fallen silent (investigator.jobs)."""
+    from investigator import jobs
+    from investigator.models import CaseExport
     from investigator.services import case_export_run
 
+    current = CaseExport.objects.filter(pk=export_id).first()
+    if current is None or current.status in ("succeeded", "failed"):
+        return "already done"
+    if current.status == "running" and not current.silent:
+        run_case_export.apply_async((export_id,), countdown=jobs.SILENT_AFTER.total_seconds())
+        return "running on another worker"
     export = case_export_run(export_id=export_id)
     return export.status if export else "already taken"

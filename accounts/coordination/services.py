@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.coordination import signals as S
 from accounts.models import Cluster, ClusterMember, CoordinationEdge, Dataset, DetectionRun, JobStatus
+from investigator import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -136,13 +134,10 @@ def detection_run_wait(*, run: DetectionRun, waited: dict | None = None) -> dict
 
 
 def detection_run_claim(*, run_id: int) -> bool:
-    """Take a queued run, or one whose worker fell silent (DetectionRun.SILENT_AFTER): nothing of a run is stored
-    before its last step, so it starts again from the beginning."""
+    """Take a queued run, or one whose worker fell silent (investigator.jobs): nothing of a run is stored before
+    its last step, so it starts again from the beginning."""
     now = timezone.now()
-    silent = now - DetectionRun.SILENT_AFTER
-    claimable = (Q(status=JobStatus.PENDING) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=silent)
-                 | Q(status=JobStatus.RUNNING, heartbeat_at__isnull=True, started_at__lt=silent))
-    return bool(DetectionRun.objects.filter(claimable, pk=run_id).update(
+    return bool(DetectionRun.objects.filter(jobs.claimable(), pk=run_id).update(
         status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, stage="", progress_done=0))
 
 
@@ -157,29 +152,6 @@ def detection_runs_resume() -> int:
     for run_id in unfinished:
         transaction.on_commit(lambda run_id=run_id: run_detection.delay(run_id))
     return len(unfinished)
-
-
-@contextmanager
-def _heartbeat(run_id: int, every: float) -> Iterator[None]:
-    """Say every `every` seconds, from a thread with its own connection, that the run's worker is alive."""
-    from django.db import connections
-
-    stop = threading.Event()
-
-    def beat() -> None:
-        try:
-            while not stop.wait(every):
-                DetectionRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
-        finally:
-            connections.close_all()  # this thread's own connection
-
-    thread = threading.Thread(target=beat, name=f"detection-{run_id}-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 class _TakenOver(Exception):
@@ -204,7 +176,7 @@ def detection_run_execute(*, run: DetectionRun, progress: Callable[[str], None] 
     try:
         # Not one transaction: progress must be visible to the page while the signals run. Nothing is
         # written before the edges and clusters, which are stored together with the run's result.
-        with _heartbeat(run.pk, DetectionRun.HEARTBEAT_EVERY.total_seconds()):
+        with jobs.heartbeat(DetectionRun, run.pk):
             _detect(run, advance)
     except _TakenOver:
         logger.warning("detection run %s: claimed again by another worker while this one was silent; it is theirs",
@@ -278,7 +250,7 @@ def _detect(run: DetectionRun, advance: Callable[[str], None]) -> None:
     }
     advance("clusters")
     with transaction.atomic():
-        # A step that kept this worker from saying it is alive for DetectionRun.SILENT_AFTER (one long call
+        # A step that kept this worker from saying it is alive for jobs.SILENT_AFTER (one long call
         # holding the GIL) may have let another worker claim the run again: only the latest claim stores.
         if not DetectionRun.objects.select_for_update().filter(pk=run.pk, status=JobStatus.RUNNING,
                                                                started_at=run.started_at).exists():

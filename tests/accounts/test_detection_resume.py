@@ -12,7 +12,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.coordination.services import (
-    _heartbeat,
     detection_run_claim,
     detection_run_create,
     detection_run_execute,
@@ -20,6 +19,7 @@ from accounts.coordination.services import (
 )
 from accounts.models import DetectionRun
 from accounts.tasks import run_detection
+from investigator import jobs
 from tests.workbench import build_investigation
 
 LONG_AGO = timedelta(minutes=10)
@@ -39,11 +39,11 @@ def test_a_running_detection_says_it_is_alive_from_its_own_thread():
     inv = build_investigation()
     run = _running(detection_run_create(dataset=inv.dataset, enqueue=False), heard=LONG_AGO)
     assert run.silent
-    with _heartbeat(run.pk, every=0.05):
+    with jobs.heartbeat(DetectionRun, run.pk, every=0.05):
         time.sleep(0.5)
         run.refresh_from_db()
         assert timezone.now() - run.heartbeat_at < timedelta(seconds=5) and not run.silent
-    assert not [t for t in threading.enumerate() if t.name == f"detection-{run.pk}-heartbeat"]
+    assert not [t for t in threading.enumerate() if t.name == f"detectionrun-{run.pk}-heartbeat"]
 
     fresh = detection_run_execute(run=detection_run_create(dataset=inv.dataset, signals=["co_text"], enqueue=False))
     assert fresh.status == "succeeded" and fresh.heartbeat_at is not None

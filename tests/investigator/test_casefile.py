@@ -352,3 +352,72 @@ def test_signed_case_files(cast, tmp_path, settings, capsys):
     (tmp_path / "junk.pem").write_text("not a key")
     with pytest.raises(CommandError, match="no Ed25519 public key"):
         call_command("verify_casefile", str(out), "--public-key", str(tmp_path / "junk.pem"))
+
+
+def _export_left_running(case, lead, *, heard_ago):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from investigator.models import CaseExport
+
+    now = timezone.now()
+    return CaseExport.objects.create(case=case, requested_by=lead, status="running", started_at=now - timedelta(hours=1),
+                                     heartbeat_at=now - timedelta(seconds=heard_ago), progress_done=3,
+                                     expires_at=now + timedelta(hours=1))
+
+
+def test_a_case_file_build_whose_worker_died_is_built_again(client, cast, settings, tmp_path):
+    """A build left "running" by a worker that died is taken up again once its worker is silent; one whose worker
+    is alive is left to it, by the task as by the service."""
+    from django.urls import reverse
+
+    from investigator.services import case_export_run, case_exports_resume
+    from investigator.tasks import run_case_export
+
+    settings.EXPORT_ROOT = str(tmp_path / "exports")
+    inv = build_investigation()
+    case = case_create(user=cast["lead"], title="Hand-off")
+    case_items_add(case=case, user=cast["lead"], kind="cluster", ids=[inv.cluster.pk])
+    alive = _export_left_running(case, cast["lead"], heard_ago=5)
+    dead = _export_left_running(case, cast["lead"], heard_ago=600)
+    assert case_exports_resume() == 2
+
+    assert case_export_run(export_id=alive.pk) is None
+    assert run_case_export.run(alive.pk) == "running on another worker"
+    client.force_login(cast["lead"])
+    page = client.get(reverse("case_export", args=[dead.pk])).content.decode()
+    assert "No word from its worker since" in page
+    assert "No word from its worker" not in client.get(reverse("case_export", args=[alive.pk])).content.decode()
+
+    built = case_export_run(export_id=dead.pk)
+    assert built.status == "succeeded" and case_file_verify(Path(settings.EXPORT_ROOT) / built.file).ok
+    assert run_case_export.run(dead.pk) == "already done"
+
+
+def test_a_build_claimed_again_while_its_worker_was_silent_keeps_only_the_latest_file(cast, settings, tmp_path,
+                                                                                         monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from investigator.casefile import export as casefile_export
+    from investigator.models import CaseExport
+    from investigator.services import case_export_run
+
+    settings.EXPORT_ROOT = str(tmp_path / "exports")
+    inv = build_investigation()
+    case = case_create(user=cast["lead"], title="Hand-off")
+    case_items_add(case=case, user=cast["lead"], kind="cluster", ids=[inv.cluster.pk])
+    export = CaseExport.objects.create(case=case, requested_by=cast["lead"], expires_at=timezone.now() + timedelta(hours=1))
+    build = casefile_export.case_file_build
+
+    def build_while_another_worker_claims_it(**kwargs):  # the real build; meanwhile the run was claimed again
+        build(**kwargs)
+        CaseExport.objects.filter(pk=export.pk).update(started_at=timezone.now() + timedelta(seconds=1))
+
+    monkeypatch.setattr(casefile_export, "case_file_build", build_while_another_worker_claims_it)
+    assert case_export_run(export_id=export.pk) is None
+    export.refresh_from_db()
+    assert export.status == "running" and export.file == ""  # the other claim's to finish
+    assert not list(Path(settings.EXPORT_ROOT).glob("*.zip"))  # this worker's file is gone

@@ -48,7 +48,7 @@ class Command(BaseCommand):
         self.step("Applying migrations")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        self.resume_detections()
+        self.resume_jobs()
         if not options["no_demo"]:
             self.ensure_demo_users()
             self.ensure_demo_data(float(options["demo_scale"]))  # type: ignore[arg-type]
@@ -166,12 +166,16 @@ class Command(BaseCommand):
         self.stdout.write(f"• Queued detection run {detection.pk} on the demo campaign: its clusters appear on the"
                           " dashboard once the pictures are hashed")
 
-    def resume_detections(self) -> None:
-        """Detection runs the last start left unfinished: their messages, or their worker, may be gone with it."""
+    def resume_jobs(self) -> None:
+        """Detection runs and case file builds the last start left unfinished: their messages, or their worker,
+        may be gone with it (investigator.jobs)."""
         from accounts.coordination.services import detection_runs_resume
+        from investigator.services import case_exports_resume
 
         if resumed := detection_runs_resume():
             self.step(f"Resuming {resumed} unfinished detection run{'s' if resumed != 1 else ''}")
+        if resumed := case_exports_resume():
+            self.step(f"Resuming {resumed} unfinished case file build{'s' if resumed != 1 else ''}")
 
     def prepare_queue(self) -> None:
         from accounts.services import import_runs_fail_stale
