@@ -52,13 +52,13 @@ def watchlist_import(
     *, name: str, lines: Iterable[str | None], platform: str | None, user: AbstractBaseUser | None,
     kind: str = "auto", source: str = "", source_sha256: str = "", description: str = "",
 ) -> WatchlistImport:
+    """Entries from ``lines`` (the first cell of each; None for a line too long to read, which is rejected)."""
     platform_obj = Platform.objects.get(slug=platform) if platform else None
     watchlist, _ = Watchlist.objects.get_or_create(
         name=clean_text(name).strip()[:200],
         defaults={"created_by": user if user is not None and user.is_authenticated else None,
                   "description": description, "source": source[:500], "source_sha256": source_sha256},
     )
-    """Entries from ``lines`` (the first cell of each; None for a line too long to read, which is rejected)."""
     entries, rejected, seen = [], [], set()
     for number, raw in enumerate(lines, start=1):
         if raw is None:
