@@ -30,13 +30,8 @@ def run_detection(run_id: int, waited: dict | None = None) -> str:
     from investigator import jobs
 
     run = DetectionRun.objects.filter(pk=run_id).first()
-    if run is None or run.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-        return "already done"
-    if run.status == JobStatus.RUNNING and not run.silent:
-        # Another worker has it; or had it, and this message came back after that worker died. Look again once
-        # its worker would have fallen silent: if it has, this one starts the run again.
-        run_detection.apply_async((run_id,), countdown=jobs.SILENT_AFTER.total_seconds())
-        return "running on another worker"
+    if reason := jobs.not_to_take(run, run_detection):
+        return reason
     if run.status == JobStatus.PENDING and (waited := detection_run_wait(run=run, waited=waited)) is not None:
         run_detection.apply_async((run_id,), {"waited": waited}, countdown=settings.DETECTION_WAIT_POLL_SECONDS)
         return "waiting for imports or hashing"

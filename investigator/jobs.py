@@ -9,10 +9,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from celery import Task
 
 HEARTBEAT_EVERY = timedelta(seconds=20)
 SILENT_AFTER = timedelta(minutes=2)
@@ -39,6 +43,27 @@ def claimable() -> Q:
     silent = timezone.now() - SILENT_AFTER
     return (Q(status="pending") | Q(status="running", heartbeat_at__lt=silent)
             | Q(status="running", heartbeat_at__isnull=True, started_at__lt=silent))
+
+
+def resume(model: type[HeartbeatJob], task: Task) -> int:
+    """Queue `task` (which takes a job's id) for every job of `model` not finished: at start-up, a queued job's
+    message, or a running one's worker, may be gone. Returns how many were queued."""
+    unfinished = list(model.objects.filter(status__in=["pending", "running"]).values_list("pk", flat=True))
+    for pk in unfinished:
+        transaction.on_commit(lambda pk=pk: task.delay(pk))
+    return len(unfinished)
+
+
+def not_to_take(job: HeartbeatJob | None, task: Task) -> str | None:
+    """Why a task delivered for `job` must leave it alone, or None to go on (and claim it): it is gone or
+    finished, or a live worker has it. In that last case the task looks again once that worker would have
+    fallen silent; if it has by then, that delivery takes the job over."""
+    if job is None or job.status in ("succeeded", "failed"):
+        return "already done"
+    if job.status == "running" and not job.silent:
+        task.apply_async((job.pk,), countdown=SILENT_AFTER.total_seconds())
+        return "running on another worker"
+    return None
 
 
 @contextmanager

@@ -354,14 +354,10 @@ def case_export_run(*, export_id: int) -> CaseExport | None:
 
 
 def case_exports_resume() -> int:
-    """Queue every case file build not finished (at start-up: its message, or its worker, may be gone); one still
-    in a live worker's hands is left to it. Returns how many were queued."""
+    """Queue every case file build not finished (at start-up; investigator.jobs.resume); returns how many."""
     from investigator.tasks import run_case_export
 
-    unfinished = list(CaseExport.objects.filter(status__in=["pending", "running"]).values_list("pk", flat=True))
-    for export_id in unfinished:
-        transaction.on_commit(lambda export_id=export_id: run_case_export.delay(export_id))
-    return len(unfinished)
+    return jobs.resume(CaseExport, run_case_export)
 
 
 def case_exports_prune() -> int:

@@ -26,11 +26,7 @@ def run_case_export(export_id: int) -> str:
     from investigator.models import CaseExport
     from investigator.services import case_export_run
 
-    current = CaseExport.objects.filter(pk=export_id).first()
-    if current is None or current.status in ("succeeded", "failed"):
-        return "already done"
-    if current.status == "running" and not current.silent:
-        run_case_export.apply_async((export_id,), countdown=jobs.SILENT_AFTER.total_seconds())
-        return "running on another worker"
+    if reason := jobs.not_to_take(CaseExport.objects.filter(pk=export_id).first(), run_case_export):
+        return reason
     export = case_export_run(export_id=export_id)
     return export.status if export else "already taken"

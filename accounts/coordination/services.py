@@ -142,16 +142,10 @@ def detection_run_claim(*, run_id: int) -> bool:
 
 
 def detection_runs_resume() -> int:
-    """Queue every run not finished (at start-up: a queued run's message, or a running one's worker, may be
-    gone). A run still in a live worker's hands is left to it (run_detection looks again later); returns how
-    many were queued."""
+    """Queue every run not finished (at start-up; investigator.jobs.resume); returns how many."""
     from accounts.tasks import run_detection
 
-    unfinished = list(DetectionRun.objects.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING])
-                      .values_list("pk", flat=True))
-    for run_id in unfinished:
-        transaction.on_commit(lambda run_id=run_id: run_detection.delay(run_id))
-    return len(unfinished)
+    return jobs.resume(DetectionRun, run_detection)
 
 
 class _TakenOver(Exception):
