@@ -56,6 +56,9 @@ class MediaAsset(models.Model):
                       ef_construction=64),
             # Workers claim pending assets oldest first.
             models.Index(fields=["id"], condition=Q(hash_state="pending"), name="media_pending_idx"),
+            # Progress counts (media_hash_counts) and waiting detections read the few unfinished and failed
+            # pictures from here instead of scanning a million hashed ones every few seconds.
+            models.Index(fields=["hash_state"], condition=~Q(hash_state="done"), name="media_unfinished_idx"),
             # and, when none is pending, hashed ones with an older signature, oldest signature first.
             models.Index(fields=["signature_version", "id"], condition=Q(hash_state="done"),
                          name="media_signature_version_idx"),

@@ -66,6 +66,8 @@ def test_serve_starts_everything_with_demo_and_stops_cleanly(tmp_path):
         assert "Demo users" in output
         # The demo's clusters are found by a detection queued with the import, which waits for the hashing.
         assert re.search(r"Queued detection run \d+ on the demo campaign", output), output
+        # The import queues its pictures' hashing; the start does not queue them a second time.
+        assert "Queued hashing for" not in output
         password = re.search(r"^\s+investigator\s+(\S+)$", output, re.MULTILINE).group(1)
         assert (var_dir / "demo_credentials.txt").stat().st_mode & 0o077 == 0
         session = requests.Session()

@@ -234,3 +234,29 @@ def test_the_migration_gives_back_pictures_queued_for_hashing_again():
     assert {label: (a.hash_state, a.signature_version) for label, a in after.items()} == {
         "v1": ("done", 1), "v2": ("done", 2), "v3": ("done", 3), "new": ("pending", 0), "failed": ("failed", 0)}
     assert after["v1"].phash == "1" * 64  # nothing hashed is lost
+
+
+def test_a_start_queues_hashing_for_new_and_outdated_pictures_only_when_there_are_some(
+        pictures, tmp_path, monkeypatch, django_capture_on_commit_callbacks):
+    """`make run` queues hashing for what a previous start left (serve.prepare_queue): nothing when all is hashed."""
+    from io import StringIO
+
+    from investigator.management.commands.serve import Command
+    from media_analysis.services import media_assets_register, media_file_store
+    from media_analysis.tasks import hash_pending_media
+
+    queued = []
+    monkeypatch.setattr(hash_pending_media, "delay", lambda: queued.append(1))
+    command = Command(stdout=StringIO())
+    with django_capture_on_commit_callbacks(execute=True):
+        command.prepare_queue()
+    assert queued == [] and "Queued hashing" not in command.stdout.getvalue()
+
+    _outdated(pictures["corner"])
+    new = tmp_path / "new.jpg"
+    square("camera").save(new, quality=90)
+    media_assets_register(files=[(media_file_store(path=new), new.name)])
+    with django_capture_on_commit_callbacks(execute=True):
+        command.prepare_queue()
+    assert "Queued hashing for 2 pictures left to hash" in command.stdout.getvalue()
+    assert queued == [1]  # one batch holds both

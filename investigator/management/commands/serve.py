@@ -49,10 +49,11 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         self.resume_jobs()
+        # Before the demo import: its pictures are queued by the import itself, not a second time here.
+        self.prepare_queue()
         if not options["no_demo"]:
             self.ensure_demo_users()
             self.ensure_demo_data(float(options["demo_scale"]))  # type: ignore[arg-type]
-        self.prepare_queue()
         connections.close_all()  # children open their own connections
         signal.signal(signal.SIGINT, self.on_signal)
         signal.signal(signal.SIGTERM, self.on_signal)
@@ -190,7 +191,9 @@ class Command(BaseCommand):
         media_hash_requeue_stale()
         import_runs_fail_stale()
         counts = media_hash_counts()  # new pictures, and pictures hashed with an older signature
-        media_hashing_schedule(count=counts.pending + counts.outdated)
+        if waiting := counts.pending + counts.outdated:
+            media_hashing_schedule(count=waiting)
+            self.step(f"Queued hashing for {waiting:,} picture{'s' if waiting != 1 else ''} left to hash")
 
     def start_children(self, bind: str) -> None:
         python = sys.executable
