@@ -34,11 +34,13 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 # System packages the tests use: Debian's Chromium for the browser tests (driven by Playwright, never a
 # downloaded browser; it also brings the Pango libraries WeasyPrint renders PDFs with) and poppler-utils'
 # pdftoppm to look at a rendered PDF. Installed here when missing and we may; otherwise the tests that
-# need them are skipped with a message (and fail on CI).
+# need them are skipped with a message (and fail on CI). apt-get waits up to ten minutes for another apt or
+# dpkg (an unattended upgrade) to let go of its lock rather than failing at once.
 browser:
 	@command -v chromium >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; \
+	    apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium poppler-utils >/dev/null; \
 	  else echo "Chromium or pdftoppm missing; their tests will be skipped (sudo apt-get install chromium poppler-utils)"; fi; }
 
 # Removes the generated demo data so the next `make run` makes and imports it afresh.
