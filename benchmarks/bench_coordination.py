@@ -23,7 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "investigator.settings")
-os.environ.setdefault("INVESTIGATOR_DB_NAME", "investigator_bench_coordination")  # bench_import empties its own
+from benchmarks import own_database  # noqa: E402
+
+own_database("investigator_bench_coordination")  # bench_import empties its own
 
 PAIRS = (("co_text", "co_tweet", ()), ("co_link", "co_link", ()), ("co_repost", "co_retweet", ()),
          ("co_similar_text", "co_similar_tweet", ("--similarity_threshold", "0.8")))

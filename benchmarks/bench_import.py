@@ -30,7 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "investigator.settings")
-os.environ.setdefault("INVESTIGATOR_DB_NAME", "investigator_bench")
+from benchmarks import own_database  # noqa: E402
+
+own_database("investigator_bench")
 
 TWEET_COLUMNS = [
     "tweetid", "userid", "user_display_name", "user_screen_name", "user_reported_location", "user_profile_description",

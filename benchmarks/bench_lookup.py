@@ -36,7 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "investigator.settings")
-os.environ.setdefault("INVESTIGATOR_DB_NAME", "investigator_bench")
+from benchmarks import own_database  # noqa: E402
+
+own_database("investigator_bench")
 
 import numpy as np  # noqa: E402
 

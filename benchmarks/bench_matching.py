@@ -112,10 +112,11 @@ class Picture:
         self.keypoints = (keypoints(image), keypoints(image, mirrored=True))
 
 
-def labelled_set(seed: int = 1) -> tuple[tuple[list, list], dict[str, list]]:
-    """The bases (and the bases with a banner), and per alteration (base index, altered copy), as Pictures."""
+def labelled_set(seed: int = 1, limit: int | None = None) -> tuple[tuple[list, list], dict[str, list]]:
+    """The bases (the first `limit` of them, or all; and the bases with a banner), and per alteration (base
+    index, altered copy), as Pictures."""
     rng = np.random.default_rng(seed)
-    pictures = bases()
+    pictures = bases()[:limit]
     originals = [Picture(p) for p in pictures]
     altered: dict[str, list] = {}
     for name, change in ALTERATIONS.items():
@@ -216,6 +217,8 @@ def main() -> None:
     parser.add_argument("--distractors", type=int, default=0, metavar="N",
                         help="also count the pairs of N unrelated demo pictures that match, per signature (all N²/2 "
                              "pairs; 2,000 take about a minute)")
+    parser.add_argument("--bases", type=int, default=None, metavar="N",
+                        help="only the first N of the labelled set's bases (a quick look; the targets are on all of them)")
     args = parser.parse_args()
     import django
 
@@ -223,7 +226,7 @@ def main() -> None:
     from media_analysis.matching import Thresholds
 
     started = time.perf_counter()
-    base_signatures, altered = labelled_set(args.seed)
+    base_signatures, altered = labelled_set(args.seed, args.bases)
     print(f"{len(base_signatures[0])} bases, {len(altered)} alterations (seed {args.seed}), "
           f"signatures in {time.perf_counter() - started:.0f} s\n")
     thresholds = Thresholds.from_settings()

@@ -189,16 +189,17 @@ def stored_build(signatures: list) -> tuple[float, float, dict]:
     from tqdm import tqdm
 
     from media_analysis import services
+    from media_analysis.matching import SIGNATURE_VERSION
     from media_analysis.services import CentreIndex, media_clusters_rebuild
 
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE media_analysis_mediaasset RESTART IDENTITY CASCADE")
         with cursor.copy("COPY media_analysis_mediaasset (sha256, file, size_bytes, original_name, source_url, format, "
-                         "hash_state, hash_error, signature, created_at) FROM STDIN") as copy:
+                         "hash_state, hash_error, signature, signature_version, created_at) FROM STDIN") as copy:
             for n, signature in enumerate(signatures):
                 copy.write_row((f"{n:064x}", f"bench/{n}.jpg", 0, "", "", "JPEG", "done", "",
-                                json.dumps(asdict(signature)), "2026-01-01T00:00:00Z"))
+                                json.dumps(asdict(signature)), SIGNATURE_VERSION, "2026-01-01T00:00:00Z"))
         cursor.execute("VACUUM ANALYZE media_analysis_mediaasset")
     stored_s = time.perf_counter() - started
     # Synthetic signatures have no pictures behind them, so the keypoint check (media_analysis.keypoints) on
@@ -235,12 +236,15 @@ def main() -> None:
                              "0.96 gives about 67%%, near the scale-10 demo's 63%%, where new centres dominate the time)")
     parser.add_argument("--database", action="store_true",
                         help="time media_clusters_rebuild end to end at each size instead, with the signatures stored as "
-                             "hashed pictures in a database of its own (investigator_bench_media_clusters, emptied)")
+                             "hashed pictures in a database of its own (investigator_bench_media_clusters unless "
+                             "INVESTIGATOR_DB_NAME names another benchmark database; emptied)")
     args = parser.parse_args()
     if args.database:
         if args.real:
             parser.error("--database empties its own database; run --real separately")
-        os.environ["INVESTIGATOR_DB_NAME"] = "investigator_bench_media_clusters"
+        from benchmarks import own_database
+
+        own_database("investigator_bench_media_clusters")
     import django
 
     django.setup()

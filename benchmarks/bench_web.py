@@ -34,7 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "investigator.settings")
-os.environ.setdefault("INVESTIGATOR_DB_NAME", "investigator_bench_web")
+from benchmarks import own_database  # noqa: E402
+
+own_database("investigator_bench_web")
 # Its own task queue: hashing tasks queued by the import must not reach the application's workers.
 os.environ.setdefault("CELERY_BROKER_DIR", str(ROOT / "var" / "bench" / "broker"))
 # The benchmark's users get a fresh random password each run: nothing to keep secret in the code.
