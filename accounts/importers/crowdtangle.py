@@ -14,6 +14,7 @@ from accounts.importers.csvfiles import (
     CsvRow,
     count_rows,
     csv_files,
+    header_rejection,
     parse_datetime,
     parse_int,
     read_header,
@@ -68,7 +69,7 @@ def read(paths: list[Path]) -> Iterator[Record]:
         if platform == "facebook" and not {"facebook id", "user name"} & header:
             missing.add("facebook id or user name")
         if missing:
-            yield Rejection(file=path.name, line=1, reason=f"missing required columns: {', '.join(sorted(missing))}")
+            yield Rejection(file=path.name, line=1, reason=header_rejection(path, missing))
             continue
         accounts: dict[str, AccountRecord] = {}
         for row in read_rows(path):

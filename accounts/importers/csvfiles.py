@@ -8,7 +8,7 @@ import functools
 import operator
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,13 +52,32 @@ def _head(path: Path) -> bytes:
         return handle.read(SNIFF_BYTES)
 
 
-def read_header(path: Path) -> list[str]:
-    """The normalised column names; none when the header cannot be read (a line over MAX_LINE_CHARS)."""
+def _header(path: Path) -> tuple[list[str], str | None]:
     with path.open(encoding=detect_encoding(path), errors="replace", newline="") as handle:
         try:
-            return [normalise_column(c) for c in next(csv.reader(_without_nul(BoundedLines(handle, MAX_LINE_CHARS))), [])]
-        except (LineTooLong, csv.Error):
-            return []
+            cells = next(csv.reader(_without_nul(BoundedLines(handle, MAX_LINE_CHARS))), None)
+        except LineTooLong as exc:
+            return [], f"the header cannot be read: {exc}"
+        except csv.Error as exc:
+            return [], f"the header cannot be read as CSV ({exc})"
+    if cells is None:
+        return [], "the file is empty"
+    return [normalise_column(c) for c in cells], None
+
+
+def read_header(path: Path) -> list[str]:
+    """The normalised column names; none when the header cannot be read (a line over MAX_LINE_CHARS)."""
+    return _header(path)[0]
+
+
+def header_problem(path: Path) -> str | None:
+    """Why a file has no header to read (empty, or its first line over MAX_LINE_CHARS or not CSV), if it has none."""
+    return _header(path)[1]
+
+
+def header_rejection(path: Path, missing: Iterable[str]) -> str:
+    """Why a file's header does not do for its format: it cannot be read at all, or it lacks these columns."""
+    return header_problem(path) or f"missing required columns: {', '.join(sorted(missing))}"
 
 
 def normalise_column(name: str) -> str:

@@ -14,6 +14,7 @@ from accounts.importers.csvfiles import (
     CsvRow,
     count_rows,
     csv_files,
+    header_problem,
     parse_datetime,
     parse_int,
     read_header,
@@ -51,8 +52,9 @@ def read(paths: list[Path]) -> Iterator[Record]:
     for path in _files(paths):
         kind = layout(path)
         if kind is None:
-            yield Rejection(file=path.name, line=1, reason="header matches neither IRA layout (needs content, publish_date "
-                                                          "and external_author_id/author or author_id)")
+            neither = ("header matches neither IRA layout (needs content, publish_date and external_author_id/author "
+                       "or author_id)")
+            yield Rejection(file=path.name, line=1, reason=header_problem(path) or neither)
             continue
         accounts: dict[str, AccountRecord] = {}
         for row in read_rows(path):

@@ -12,6 +12,7 @@ from accounts.importers.csvfiles import (
     CsvRow,
     count_rows,
     csv_files,
+    header_rejection,
     parse_bool,
     parse_datetime,
     parse_int,
@@ -66,7 +67,7 @@ def read(paths: list[Path]) -> Iterator[Record]:
         name = path.name
         missing = (TWEET_COLUMNS if "tweetid" in header else USER_COLUMNS) - header
         if missing:
-            yield Rejection(file=name, line=1, reason=f"missing required columns: {', '.join(sorted(missing))}")
+            yield Rejection(file=name, line=1, reason=header_rejection(path, missing))
             continue
         for row in read_rows(path):
             if problem := row_problem(row.values):

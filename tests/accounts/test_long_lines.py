@@ -91,5 +91,35 @@ def test_a_csv_row_with_an_over_long_line_or_field_is_rejected_and_the_rest_impo
     assert problems[("op_tweets_csv_hashed.csv", 5)].startswith("cannot be read as CSV (field larger than field limit")
     # Reading starts again after the line where the field went over: the rest of that row is rejected too.
     assert problems[("op_tweets_csv_hashed.csv", 7)] == "truncated row: fewer cells than the header"
-    assert problems[("op_broken_users_csv_hashed.csv", 1)].startswith("missing required columns")
+    assert problems[("op_broken_users_csv_hashed.csv", 1)] == (
+        "the header cannot be read: line 1 is longer than 2,000 bytes or characters")
     assert sorted(Post.objects.values_list("external_id", flat=True)) == ["1", "3", "5"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("format", "name"), [("twitter-io", "op_tweets_csv_hashed.csv"), ("ira-csv", "IRAhandle_tweets_1.csv"),
+                                              ("crowdtangle", "ct.csv")])
+def test_a_csv_whose_header_cannot_be_read_says_why(tmp_path, capsys, small_csv_limits, format, name):
+    """An empty file, a header line over the limit and a header field over it are each rejected with their own
+    reason, not as a file lacking columns, and the good file beside them is still imported."""
+    good = tmp_path / "good" / "op_tweets_csv_hashed.csv"
+    good.parent.mkdir()
+    good.write_text(TWEETS_HEADER + _tweet("1", "u1", "first", "2018-10-01 12:00"))
+    call_command("import_data", str(good), dataset="good", format="twitter-io", json=True)
+    capsys.readouterr()
+    reasons = {}
+    for label, content in (("empty", ""), ("long line", "a," + "b" * 3_000 + "\n1,2\n"),
+                           ("long field", 'a,"' + "b\n" * 1_500 + '"\n1,2\n')):
+        path = tmp_path / label / name
+        path.parent.mkdir()
+        path.write_text(content)
+        call_command("import_data", str(path), dataset="broken", format=format, json=True)
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["status"] == "succeeded" and summary["rejected"] == 1, summary
+        reasons[label] = summary["problems"][0]["reason"]
+    assert reasons == {
+        "empty": "the file is empty",
+        "long line": "the header cannot be read: line 1 is longer than 2,000 bytes or characters",
+        "long field": "the header cannot be read as CSV (field larger than field limit (2000))",
+    }
+    assert list(Post.objects.values_list("external_id", flat=True)) == ["1"]  # what was stored before is kept
