@@ -21,6 +21,7 @@ callers use the HNSW index instead (media_analysis.selectors.media_candidates).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 from django.db import connection
@@ -100,6 +101,32 @@ class HashScan:
         closer = np.flatnonzero(distance < cut)
         at_cut = np.flatnonzero(distance == cut)[: k - len(closer)]
         return self.ids[np.concatenate([closer, at_cut])]
+
+
+    BLOCK = 32_768  # rows compared with every vector of near_any at once: a block's words stay in the CPU's cache
+
+    def near_any(self, vectors: Sequence[str], *, max_distance: int) -> np.ndarray:
+        """Ids of every stored hash within max_distance bits of any of these bit strings (near() of each, joined).
+        One pass over the copy, a block of rows at a time for all the vectors: a lookup's fifty-odd probes of the
+        central region scan a million pictures in about half the time of a pass each."""
+        if any(len(vector) != self.bits for vector in vectors):
+            raise ValueError(f"expected {self.bits} bits")
+        queries = [[np.uint64(int(v[64 * i:64 * (i + 1)], 2)) for i in range(self.words)] for v in dict.fromkeys(vectors)]
+        found = np.zeros(len(self.ids), dtype=bool)
+        size = min(self.BLOCK, len(self.ids))
+        xor = np.empty(size, dtype=np.uint64)
+        dtype = np.uint16 if self.words > 2 else np.uint8  # 256 differing bits would not fit in uint8
+        distance, part, near = np.empty(size, dtype=dtype), np.empty(size, dtype=dtype), np.empty(size, dtype=bool)
+        for start in range(0, len(self.ids), self.BLOCK):
+            block = [word[start:start + self.BLOCK] for word in self.hashes]
+            n = len(block[0])
+            x, d, p, m, hit = xor[:n], distance[:n], part[:n], near[:n], found[start:start + n]
+            for query in queries:
+                np.bitwise_count(np.bitwise_xor(block[0], query[0], out=x), out=d)
+                for word, q in zip(block[1:], query[1:], strict=True):
+                    np.add(d, np.bitwise_count(np.bitwise_xor(word, q, out=x), out=p), out=d)
+                np.logical_or(hit, np.less_equal(d, max_distance, out=m), out=hit)
+        return self.ids[found]
 
 
 def parse_binary_bigints(data: bytes, *, fields: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:

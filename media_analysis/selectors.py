@@ -147,21 +147,29 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
     signature: the `neighbours` nearest, and every stored picture within that signature's threshold
     however many there are. The probe's moved regions (Signature.moved, thirty-two with the mirrored ones: its
     central region moved, for the probe as the original of an uneven crop; its outer windows, for the probe as
-    the crop) add only the pictures within their own threshold. Found by an exact scan of the process's
+    the crop) and its inner windows (sixteen: for the probe as the original of a crop cut further) add only the
+    pictures within their own threshold. Found by an exact scan of the process's
     in-memory copy of the hashes (media_analysis.hash_scan), or with more stored pictures than
     settings.MEDIA_SCAN_MAX_ROWS by the HNSW indexes (knn_within)."""
     thresholds = thresholds or Thresholds.from_settings()
     probes = [("phash", 64, v, thresholds.phash, neighbours) for v in (probe.phash, probe.phash_flip)]
     probes += [("centre", 128, v, thresholds.centre, neighbours)
                for v in (probe.centre[0], probe.centre_flip, probe.trimmed[0], probe.trimmed_flip)]
-    probes += [("centre", 128, v, thresholds.centre_shifted, 0) for v in (*probe.moved, *probe.moved_flip)]
+    probes += [("centre", 128, v, thresholds.centre_shifted, 0)
+               for v in (*probe.moved, *probe.moved_flip, *probe.inner, *probe.inner_flip)]
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
         probes += [("pdq", 256, v, thresholds.pdq, neighbours) for v in (probe.pdq, probe.pdq_flip)]
     found: set[int] = set()
     if _scanned(cursor):
         scans = _lookup_scans(cursor, {(column, length) for column, length, *_ in probes})
+        within_only: dict[tuple[str, int], list[str]] = {}  # (column, threshold): vectors, scanned in one pass
         for column, _, vector, threshold, k in probes:
-            found.update(scans[column].near(vector, max_distance=threshold, k=k).tolist())
+            if k:
+                found.update(scans[column].near(vector, max_distance=threshold, k=k).tolist())
+            else:
+                within_only.setdefault((column, threshold), []).append(vector)
+        for (column, threshold), vectors in within_only.items():
+            found.update(scans[column].near_any(vectors, max_distance=threshold).tolist())
         return found - {exclude}
     for column, length, vector, threshold, k in probes:
         rows = knn_within(cursor, table="media_analysis_mediaasset", column=column, length=length, vector=vector,

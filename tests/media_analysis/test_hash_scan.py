@@ -123,3 +123,27 @@ def test_binary_copy_parser_refuses_what_it_cannot_read():
     assert words[0].dtype == np.uint64
     with pytest.raises(ValueError, match="unexpected row layout"):
         parse_binary_bigints(header + row + b"\xff\xff", fields=2)
+
+
+@pytest.mark.parametrize("bits", [64, 128, 256])
+@pytest.mark.parametrize("block", [7, 1000, 32_768])
+def test_near_any_is_near_of_each_vector_joined(bits, block, monkeypatch):
+    """A lookup's probes within a threshold are scanned in one pass, a block of rows at a time: the same ids as a
+    scan for each, whatever the block size (a last block cut short, a block larger than the copy)."""
+    rng = random.Random(bits + block)
+    probes = [rng.getrandbits(bits) for _ in range(5)]
+    values = [p ^ sum(1 << b for b in rng.sample(range(bits), rng.randrange(bits // 3))) for p in probes for _ in range(40)]
+    values += [rng.getrandbits(bits) for _ in range(300)]
+    scan = HashScan(table=TABLE, column="v", bits=bits)
+    scan.ids = np.arange(1000, 1000 + len(values), dtype=np.int64)
+    scan.hashes = [np.array([(v >> (bits - 64 * (i + 1))) & (2**64 - 1) for v in values], dtype=np.uint64)
+                   for i in range(bits // 64)]
+    monkeypatch.setattr(HashScan, "BLOCK", block)
+    vectors = [format(p, f"0{bits}b") for p in probes]
+    for threshold in (0, bits // 8, bits // 4, bits):
+        expected = set().union(*(scan.near(v, max_distance=threshold).tolist() for v in vectors))
+        assert expected == {1000 + i for i, v in enumerate(values) if any(_distance(v, p) <= threshold for p in probes)}
+        assert sorted(scan.near_any(vectors, max_distance=threshold).tolist()) == sorted(expected)
+    assert scan.near_any([], max_distance=bits).size == 0
+    with pytest.raises(ValueError, match="bits"):
+        scan.near_any([vectors[0][:-1]], max_distance=3)

@@ -94,7 +94,7 @@ def test_moved_regions_need_their_own_tighter_threshold():
     assert not media_match(copy, original, replace(Thresholds.from_settings(), centre_shifted=distance - 1)).matched
 
 
-def test_every_picture_has_eight_moved_regions_eight_outer_windows_and_a_one_edge_banner_six_more():
+def test_every_picture_has_eight_moved_regions_eight_outer_and_inner_windows_and_a_one_edge_banner_six_more():
     plain = signature(square("chelsea"))
     bannered = signature(add_banner(square("chelsea"), "#share"))
     assert len(MOVES) == 8 and len(plain.shifted) == len(plain.shifted_flip) == 8
@@ -106,9 +106,13 @@ def test_every_picture_has_eight_moved_regions_eight_outer_windows_and_a_one_edg
     mirrored = signature(ImageOps.mirror(square("chelsea")))
     assert set(mirrored.shifted_flip) == set(plain.shifted) and mirrored.shifted_flip != plain.shifted
     assert set(mirrored.outer_flip) == set(plain.outer) and mirrored.outer_flip != plain.outer
+    assert len(plain.inner) == len(plain.inner_flip) == len(set(plain.inner)) == 8
+    assert set(mirrored.inner_flip) == set(plain.inner) and mirrored.inner_flip != plain.inner
+    assert not set(plain.inner) & set(plain.outer + plain.shifted)  # none of them is another's window
 
 
-@pytest.mark.parametrize("missing", [("shifted", "shifted_flip", "outer", "outer_flip"), ("outer", "outer_flip")])
+@pytest.mark.parametrize("missing", [("shifted", "shifted_flip", "outer", "outer_flip", "inner", "inner_flip"),
+                                     ("outer", "outer_flip", "inner", "inner_flip"), ("inner", "inner_flip")])
 def test_a_signature_stored_before_moved_regions_reads_without_them(missing):
     stored = asdict(signature(square("rocket")))
     for name in missing:
@@ -225,3 +229,46 @@ def test_a_lookup_by_an_uneven_crop_finds_its_original(tmp_path, settings, cast,
     assert found(from_file, tmp_path / "crop.jpg") == found(stored, assets["crop"].pk) == {"crop.jpg", "original.jpg"}
     assert found(from_file, None) == {"crop.jpg", "original.jpg"}  # the signature alone is enough
     assert found(replace(from_file, outer=(), outer_flip=()), None) == {"crop.jpg"}  # without its outer windows
+
+
+@pytest.mark.parametrize("alteration", [*(a for a in UNEVEN if "banner" not in a), *CORNERS])
+@pytest.mark.parametrize("name", PHOTOGRAPHS)
+def test_an_originals_inner_windows_meet_its_uneven_crops_central_region(name, alteration):
+    """What a lookup whose probe is the original compares with the stored central regions: its inner windows come
+    within the moved regions' threshold of each uneven crop's central 70% (or of its mirror image's), and of no
+    other photograph's."""
+    limit = Thresholds.from_settings().centre_shifted
+    original = signature(square(name))
+
+    def nearest(picture: object) -> int:
+        return min(hamming(v, signature(picture).centre[0]) for v in (*original.inner, *original.inner_flip))
+
+    assert nearest(UNEVEN.get(alteration, CORNERS.get(alteration))(square(name))) <= limit
+    assert all(nearest(square(other)) > limit for other in set(PHOTOGRAPHS + ["rocket", "motorcycle"]) - {name})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scan_max_rows", [5_000_000, 0], ids=["in-memory scan", "HNSW indexes"])
+def test_a_lookup_by_an_original_finds_its_uneven_crops(tmp_path, settings, cast, scan_max_rows):
+    """The other way round: the probe is the original, its copies are stored cut unevenly. Asked for pictures within
+    the thresholds only (no nearest neighbours, which in a small library would bring everything in), it finds
+    every crop through its inner windows; without them it misses most of those cut off two sides."""
+    from media_analysis.hashing import compute_hashes
+    from media_analysis.selectors import media_similar
+    from tests.media_analysis.pictures import store_pictures
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.MEDIA_SCAN_MAX_ROWS = scan_max_rows
+    changes = {**{a: c for a, c in UNEVEN.items() if "banner" not in a}, **CORNERS}
+    crops = {f"crop{n}": change(square("astronaut")) for n, change in enumerate(changes.values())}
+    store_pictures(tmp_path, {"rocket": square("rocket"), "coffee": square("coffee"), **crops})
+    square("astronaut").save(tmp_path / "original.jpg", quality=90)
+    probe = compute_hashes(tmp_path / "original.jpg", max_pixels=10**7).signature
+
+    def found(signature: Signature) -> set[str]:
+        return {m.asset.original_name.removesuffix(".jpg") for m in media_similar(
+            user=cast["investigator"], signature=signature, picture=tmp_path / "original.jpg", candidates=0)}
+
+    assert found(probe) == set(crops)
+    without = found(replace(probe, inner=(), inner_flip=()))
+    assert len(without) <= len(crops) - 3, without
