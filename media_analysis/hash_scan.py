@@ -85,23 +85,23 @@ class HashScan:
         if len(vector) != self.bits:
             raise ValueError(f"expected {self.bits} bits, got {len(vector)}")
         query = [np.uint64(int(vector[64 * i:64 * (i + 1)], 2)) for i in range(self.words)]
-        distance = np.bitwise_count(self.hashes[0] ^ query[0])
+        ids, hashes = self._rows()
+        distance = np.bitwise_count(hashes[0] ^ query[0])
         if self.words > 2:  # 256 differing bits would not fit in uint8
             distance = distance.astype(np.uint16)
-        for word, q in zip(self.hashes[1:], query[1:], strict=True):
+        for word, q in zip(hashes[1:], query[1:], strict=True):
             distance += np.bitwise_count(word ^ q)
         within = distance <= max_distance
         if k <= 0 or np.count_nonzero(within) >= k:
-            return self.ids[within]
+            return ids[within]
         if len(distance) <= k:
-            return self.ids.copy()
+            return ids.copy()
         # The k nearest: every hash closer than the k-th's distance, and enough at that distance.
         cumulative = np.cumsum(np.bincount(distance, minlength=self.bits + 1))
         cut = int(np.searchsorted(cumulative, k))
         closer = np.flatnonzero(distance < cut)
         at_cut = np.flatnonzero(distance == cut)[: k - len(closer)]
-        return self.ids[np.concatenate([closer, at_cut])]
-
+        return ids[np.concatenate([closer, at_cut])]
 
     BLOCK = 32_768  # rows compared with every vector of near_any at once: a block's words stay in the CPU's cache
 
@@ -112,13 +112,14 @@ class HashScan:
         if any(len(vector) != self.bits for vector in vectors):
             raise ValueError(f"expected {self.bits} bits")
         queries = [[np.uint64(int(v[64 * i:64 * (i + 1)], 2)) for i in range(self.words)] for v in dict.fromkeys(vectors)]
-        found = np.zeros(len(self.ids), dtype=bool)
-        size = min(self.BLOCK, len(self.ids))
+        ids, hashes = self._rows()
+        found = np.zeros(len(ids), dtype=bool)
+        size = min(self.BLOCK, len(ids))
         xor = np.empty(size, dtype=np.uint64)
         dtype = np.uint16 if self.words > 2 else np.uint8  # 256 differing bits would not fit in uint8
         distance, part, near = np.empty(size, dtype=dtype), np.empty(size, dtype=dtype), np.empty(size, dtype=bool)
-        for start in range(0, len(self.ids), self.BLOCK):
-            block = [word[start:start + self.BLOCK] for word in self.hashes]
+        for start in range(0, len(ids), self.BLOCK):
+            block = [word[start:start + self.BLOCK] for word in hashes]
             n = len(block[0])
             x, d, p, m, hit = xor[:n], distance[:n], part[:n], near[:n], found[start:start + n]
             for query in queries:
@@ -126,7 +127,15 @@ class HashScan:
                 for word, q in zip(block[1:], query[1:], strict=True):
                     np.add(d, np.bitwise_count(np.bitwise_xor(word, q, out=x), out=p), out=d)
                 np.logical_or(hit, np.less_equal(d, max_distance, out=m), out=hit)
-        return self.ids[found]
+        return ids[found]
+
+    def _rows(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The ids and their hashes' words as they are now. refresh() replaces the two one after the other while a
+        search may run in another thread (a web worker's warm-up thread beside a request): rows are only ever
+        added at the end, so the rows both hold are the same whichever one a search catches first."""
+        ids, hashes = self.ids, self.hashes
+        rows = min(len(ids), *(len(word) for word in hashes))
+        return ids[:rows], [word[:rows] for word in hashes]
 
 
 def parse_binary_bigints(data: bytes, *, fields: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:

@@ -147,3 +147,19 @@ def test_near_any_is_near_of_each_vector_joined(bits, block, monkeypatch):
     assert scan.near_any([], max_distance=bits).size == 0
     with pytest.raises(ValueError, match="bits"):
         scan.near_any([vectors[0][:-1]], max_distance=3)
+
+
+@pytest.mark.parametrize("caught", ["new ids, old hashes", "old ids, new hashes"])
+def test_a_search_during_a_refresh_sees_the_rows_both_halves_hold(caught):
+    """refresh() replaces the ids and then the hashes; a search in another thread between the two sees the rows
+    both hold (rows are only added at the end) instead of failing on arrays of different lengths."""
+    old = [0b1010 << 60, 0b0101 << 60]
+    new = [*old, 0b1010 << 60]
+    scan = HashScan(table=TABLE, column="v", bits=64)
+    short_ids, long_ids = np.array([1, 2], dtype=np.int64), np.array([1, 2, 3], dtype=np.int64)
+    short_hashes, long_hashes = [np.array(old, dtype=np.uint64)], [np.array(new, dtype=np.uint64)]
+    scan.ids, scan.hashes = (long_ids, short_hashes) if caught.startswith("new ids") else (short_ids, long_hashes)
+    vector = format(0b1010 << 60, "064b")
+    assert scan.near(vector, max_distance=0).tolist() == [1]
+    assert scan.near(vector, max_distance=0, k=5).tolist() == [1, 2]
+    assert scan.near_any([vector], max_distance=0).tolist() == [1]
