@@ -258,5 +258,5 @@ def test_a_start_queues_hashing_for_new_and_outdated_pictures_only_when_there_ar
     media_assets_register(files=[(media_file_store(path=new), new.name)])
     with django_capture_on_commit_callbacks(execute=True):
         command.prepare_queue()
-    assert "Queued hashing for 2 pictures left to hash" in command.stdout.getvalue()
+    assert "Queued hashing for 2 pictures (1 new, 1 to hash again with the newer signature)" in command.stdout.getvalue()
     assert queued == [1]  # one batch holds both

@@ -193,7 +193,9 @@ class Command(BaseCommand):
         counts = media_hash_counts()  # new pictures, and pictures hashed with an older signature
         if waiting := counts.pending + counts.outdated:
             media_hashing_schedule(count=waiting)
-            self.step(f"Queued hashing for {waiting:,} picture{'s' if waiting != 1 else ''} left to hash")
+            parts = [f"{n:,} {what}" for n, what in ((counts.pending, "new"), (counts.outdated, "to hash again with the "
+                                                                                  "newer signature")) if n]
+            self.step(f"Queued hashing for {waiting:,} picture{'s' if waiting != 1 else ''} ({', '.join(parts)})")
 
     def start_children(self, bind: str) -> None:
         python = sys.executable
