@@ -39,6 +39,9 @@ from django.conf import settings
 from PIL import Image, ImageOps
 
 SCALES = (0.70, 0.66, 0.62, 0.58, 0.54)  # central regions hashed: the copy's 70% centre meets the original's at one of these
+# and the other way round, for lookups (only the 70% region is indexed): the centre of a copy cut down to 80-100% of
+# its original, at one of these, meets the original's 70%.
+WIDE_SCALES = (0.76, 0.82, 0.88)
 BAND_MAX = 0.25  # a banner (a flat strip of colour along the top or bottom edge) is at most this share of the height
 BAND_MIN = 0.01  # and at least this share: a crop that cut most of a banner off leaves a strip this thin
 # A crop of up to 10% per side moves the picture's centre by up to 5% of its size when the sides differ (10% off
@@ -61,8 +64,13 @@ MOVED_SURE_MARGIN = 8
 # leave empty for an older one): pictures hashed earlier keep matching with what they have, and the workers hash
 # them again when no new picture is waiting (media_analysis.services.media_rehash_claim). A change that makes
 # stored values mean something else needs a migration that sets them pending instead.
-# 1: the central regions; 2: `shifted`, `shifted_flip`; 3: `outer`, `outer_flip`; 4: `inner`, `inner_flip`.
+# 1: the central regions; 2: `shifted`, `shifted_flip`; 3: `outer`, `outer_flip`; 4: `inner`, `inner_flip`, `wide`,
+# `wide_flip`, `scales_flip`.
 SIGNATURE_VERSION = 4
+
+
+# The signature's fields that a signature stored by an earlier version may lack (read as empty).
+LATER_FIELDS = ("shifted", "shifted_flip", "outer", "outer_flip", "inner", "inner_flip", "scales_flip", "wide", "wide_flip")
 
 
 @dataclass(frozen=True)
@@ -82,13 +90,15 @@ class Signature:
     outer_flip: tuple[str, ...] = ()  # the mirror image of each of those
     inner: tuple[str, ...] = ()  # the picture's windows that would be the central 70% of its uneven crops (lookups)
     inner_flip: tuple[str, ...] = ()  # the mirror image of each of those
+    scales_flip: tuple[str, ...] = ()  # the mirror image's central region at SCALES[1:] (lookups)
+    wide: tuple[str, ...] = ()  # the central region at WIDE_SCALES (lookups)
+    wide_flip: tuple[str, ...] = ()  # the mirror image of each of those
 
     @classmethod
     def from_json(cls, data: dict) -> Signature:
         # A signature stored before `shifted`, `outer` or `inner` existed has none (see SIGNATURE_VERSION).
         return cls(**{**data, "centre": tuple(data["centre"]), "trimmed": tuple(data["trimmed"]),
-                      **{name: tuple(data.get(name, ())) for name in ("shifted", "shifted_flip", "outer", "outer_flip",
-                                                                      "inner", "inner_flip")}})
+                      **{name: tuple(data.get(name, ())) for name in LATER_FIELDS}})
 
     @property
     def moved(self) -> tuple[str, ...]:
@@ -181,10 +191,10 @@ def _region_and_mirror(image: Image.Image) -> tuple[str, str]:
     return found[0], found[1]
 
 
-def _scales(image: Image.Image) -> tuple[tuple[str, ...], str]:
-    """_region of the picture's centre at every one of SCALES, and of the mirror image of the first."""
-    first, mirrored = _region_and_mirror(_centre(image, SCALES[0]))
-    return (first, *(_region(_centre(image, share)) for share in SCALES[1:])), mirrored
+def _scales(image: Image.Image, scales: tuple[float, ...] = SCALES) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """_region of the picture's centre at every one of `scales`, and of the mirror image's."""
+    found = [_region_and_mirror(_centre(image, share)) for share in scales]
+    return tuple(plain for plain, _ in found), tuple(mirrored for _, mirrored in found)
 
 
 WORKING_SIDE = 256  # the pHash-family signatures are taken from a copy this large (they look at 32x32 or less)
@@ -204,16 +214,17 @@ def signature(image: Image.Image) -> Signature:
     moved = [_region_and_mirror(_centre(trimmed, SCALES[0], right, down)) for right, down in moves]
     outer, outer_flip = outer_windows(image)
     inner, inner_flip = inner_windows(image)
-    centre, centre_flip = _scales(image)
-    trimmed_centre, trimmed_flip = (centre, centre_flip) if trimmed is image else _scales(trimmed)
+    centre, scales_flip = _scales(image)
+    wide, wide_flip = _scales(image, WIDE_SCALES)
+    trimmed_centre, trimmed_flip = (centre, scales_flip) if trimmed is image else _scales(trimmed)
     # compute_dihedral gives eight hashes; index 5 is the left-right mirror (checked in the tests).
     return Signature(
         phash=_phash(image),
         phash_flip=_phash(ImageOps.mirror(image)),
         centre=centre,
-        centre_flip=centre_flip,
+        centre_flip=scales_flip[0],
         trimmed=trimmed_centre,
-        trimmed_flip=trimmed_flip,
+        trimmed_flip=trimmed_flip[0],
         pdq=bits(dihedral[0]),
         pdq_flip=bits(dihedral[5]),
         pdq_quality=int(quality),
@@ -223,6 +234,9 @@ def signature(image: Image.Image) -> Signature:
         outer_flip=outer_flip,
         inner=inner,
         inner_flip=inner_flip,
+        scales_flip=scales_flip[1:],
+        wide=wide,
+        wide_flip=wide_flip,
     )
 
 

@@ -148,13 +148,18 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
     however many there are. The probe's moved regions (Signature.moved, thirty-two with the mirrored ones: its
     central region moved, for the probe as the original of an uneven crop; its outer windows, for the probe as
     the crop) and its inner windows (sixteen: for the probe as the original of a crop cut further) add only the
-    pictures within their own threshold. Found by an exact scan of the process's
-    in-memory copy of the hashes (media_analysis.hash_scan), or with more stored pictures than
-    settings.MEDIA_SCAN_MAX_ROWS by the HNSW indexes (knn_within)."""
+    pictures within their own threshold, and so do its central region's other scales (Signature.scales_flip,
+    Signature.wide: for the probe as the original of a copy cut down on every side, and as that copy). Found by
+    an exact scan of the process's in-memory copy of the hashes (media_analysis.hash_scan), or with more stored
+    pictures than settings.MEDIA_SCAN_MAX_ROWS by the HNSW indexes (knn_within)."""
     thresholds = thresholds or Thresholds.from_settings()
     probes = [("phash", 64, v, thresholds.phash, neighbours) for v in (probe.phash, probe.phash_flip)]
     probes += [("centre", 128, v, thresholds.centre, neighbours)
                for v in (probe.centre[0], probe.centre_flip, probe.trimmed[0], probe.trimmed_flip)]
+    # Only the 70% central region is indexed: the probe's other scales meet a stored copy cut down (the probe as
+    # its original), its wide ones a stored original (the probe as the copy cut down).
+    probes += [("centre", 128, v, thresholds.centre, 0) for v in (*probe.centre[1:], *probe.trimmed[1:],
+                                                                   *probe.scales_flip, *probe.wide, *probe.wide_flip)]
     probes += [("centre", 128, v, thresholds.centre_shifted, 0)
                for v in (*probe.moved, *probe.moved_flip, *probe.inner, *probe.inner_flip)]
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:

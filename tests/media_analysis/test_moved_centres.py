@@ -12,7 +12,17 @@ import pytest
 from PIL import ImageOps
 
 from accounts.demo.images import add_banner
-from media_analysis.matching import MOVES, Signature, Thresholds, hamming, media_match, signature
+from media_analysis.matching import (
+    LATER_FIELDS,
+    MOVES,
+    SCALES,
+    WIDE_SCALES,
+    Signature,
+    Thresholds,
+    hamming,
+    media_match,
+    signature,
+)
 from tests.media_analysis.pictures import crop, square
 
 UNEVEN = {
@@ -109,10 +119,12 @@ def test_every_picture_has_eight_moved_regions_eight_outer_and_inner_windows_and
     assert len(plain.inner) == len(plain.inner_flip) == len(set(plain.inner)) == 8
     assert set(mirrored.inner_flip) == set(plain.inner) and mirrored.inner_flip != plain.inner
     assert not set(plain.inner) & set(plain.outer + plain.shifted)  # none of them is another's window
+    # The central region at its other scales, mirrored, and at the wide scales: a mirror image's are the picture's.
+    assert len(plain.scales_flip) == len(SCALES) - 1 and len(plain.wide) == len(plain.wide_flip) == len(WIDE_SCALES)
+    assert mirrored.scales_flip == plain.centre[1:] and mirrored.wide_flip == plain.wide
 
 
-@pytest.mark.parametrize("missing", [("shifted", "shifted_flip", "outer", "outer_flip", "inner", "inner_flip"),
-                                     ("outer", "outer_flip", "inner", "inner_flip"), ("inner", "inner_flip")])
+@pytest.mark.parametrize("missing", [LATER_FIELDS, LATER_FIELDS[2:], LATER_FIELDS[4:]])
 def test_a_signature_stored_before_moved_regions_reads_without_them(missing):
     stored = asdict(signature(square("rocket")))
     for name in missing:
@@ -272,3 +284,52 @@ def test_a_lookup_by_an_original_finds_its_uneven_crops(tmp_path, settings, cast
     assert found(probe) == set(crops)
     without = found(replace(probe, inner=(), inner_flip=()))
     assert len(without) <= len(crops) - 3, without
+
+
+# Cut down on every side: the copy's central 70% is a smaller part of the original than the original's own.
+EVERY_SIDE = {
+    "8% off every side": lambda im: crop(im, 0.08, 0.08, 0.08, 0.08),
+    "10% off every side": lambda im: crop(im, 0.10, 0.10, 0.10, 0.10),
+    "6%, 10%, 9% and 7% off the sides": lambda im: crop(im, 0.06, 0.10, 0.09, 0.07),
+    "mirrored, 8% off every side": lambda im: ImageOps.mirror(crop(im, 0.08, 0.08, 0.08, 0.08)),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scan_max_rows", [5_000_000, 0], ids=["in-memory scan", "HNSW indexes"])
+@pytest.mark.parametrize("name", ["astronaut", "chelsea"])
+def test_lookups_find_a_copy_cut_down_on_every_side_and_its_original_either_way_round(tmp_path, settings, cast, name,
+                                                                                     scan_max_rows):
+    """Only the 70% central region is indexed. A copy cut 6-10% off every side shows a smaller part of its
+    original there, so neither picture's 70% region comes within the threshold of the other's: the probe's other
+    scales (the probe as the original) and its wide ones (the probe as the copy) bring the other in. Asked for
+    pictures within the thresholds only; without those scales most are missed either way round."""
+    from media_analysis.hashing import compute_hashes
+    from media_analysis.selectors import media_similar
+    from tests.media_analysis.pictures import store_pictures
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.MEDIA_SCAN_MAX_ROWS = scan_max_rows
+    copies = {f"copy{n}": change(square(name)) for n, change in enumerate(EVERY_SIDE.values())}
+    store_pictures(tmp_path, {"rocket": square("rocket"), "coffee": square("coffee"), **copies})
+
+    def found(probe: Signature, picture: object) -> set[str]:
+        return {m.asset.original_name.removesuffix(".jpg") for m in media_similar(
+            user=cast["investigator"], signature=probe, picture=picture, candidates=0)}
+
+    def without_scales(probe: Signature) -> Signature:
+        return replace(probe, centre=probe.centre[:1], trimmed=probe.trimmed[:1], scales_flip=(), wide=(), wide_flip=())
+
+    square(name).save(tmp_path / "original.jpg", quality=90)
+    original = compute_hashes(tmp_path / "original.jpg", max_pixels=10**7).signature
+    assert found(original, tmp_path / "original.jpg") == set(copies)
+    assert len(found(without_scales(original), tmp_path / "original.jpg")) <= len(copies) - 2
+
+    # The other way round: each copy, looked up, finds the original (stored now) and no unrelated picture.
+    store_pictures(tmp_path, {"original": square(name)})
+    missed = 0
+    for label in copies:
+        probe = compute_hashes(tmp_path / f"{label}.jpg", max_pixels=10**7).signature
+        assert "original" in found(probe, tmp_path / f"{label}.jpg") and not {"rocket", "coffee"} & found(probe, None)
+        missed += "original" not in found(without_scales(probe), tmp_path / f"{label}.jpg")
+    assert missed >= 2
