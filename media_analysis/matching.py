@@ -96,7 +96,7 @@ class Signature:
 
     @classmethod
     def from_json(cls, data: dict) -> Signature:
-        # A signature stored before `shifted`, `outer` or `inner` existed has none (see SIGNATURE_VERSION).
+        # A signature stored before one of LATER_FIELDS existed has none of it (see SIGNATURE_VERSION).
         return cls(**{**data, "centre": tuple(data["centre"]), "trimmed": tuple(data["trimmed"]),
                       **{name: tuple(data.get(name, ())) for name in LATER_FIELDS}})
 

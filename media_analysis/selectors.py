@@ -164,6 +164,7 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
                for v in (*probe.moved, *probe.moved_flip, *probe.inner, *probe.inner_flip)]
     if probe.pdq_quality >= settings.PDQ_MIN_QUALITY:
         probes += [("pdq", 256, v, thresholds.pdq, neighbours) for v in (probe.pdq, probe.pdq_flip)]
+    probes = list(dict.fromkeys(probes))  # a picture with no banner has the same central and trimmed regions
     found: set[int] = set()
     if _scanned(cursor):
         scans = _lookup_scans(cursor, {(column, length) for column, length, *_ in probes})
