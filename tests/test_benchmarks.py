@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -24,7 +25,7 @@ NUMBER = r"[\d,]+(?:\.\d+)?"
 
 
 @pytest.fixture(scope="module")
-def bench_env(django_db_blocker, tmp_path_factory) -> dict[str, str]:  # noqa: ANN001
+def bench_env(django_db_blocker, tmp_path_factory) -> Iterator[dict[str, str]]:  # noqa: ANN001
     """The environment a benchmark runs in, as a user runs it (the application's settings), with a database
     (created here, dropped after), files and a task queue of this test run's own: no worker of the test run
     or of the application takes its tasks."""
