@@ -173,7 +173,8 @@ def _phash(image: Image.Image) -> str:
 
 def _region(image: Image.Image) -> str:
     """A region's 128-bit signature: pHash (frequencies) and dHash (gradients) side by side. Two views
-    of the same pixels disagree less often than one view twice as long."""
+    of the same pixels disagree less often than one view twice as long. The definition: signatures take it, with
+    the mirror image's, from _region_and_mirror, which the tests hold to it bit for bit."""
     return _phash(image) + bits(imagehash.dhash(image).hash)
 
 
