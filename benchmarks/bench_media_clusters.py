@@ -5,7 +5,8 @@ media_clusters_rebuild uses) against an exact scan of every centre with NumPy, i
     .venv/bin/python benchmarks/bench_media_clusters.py --database --sizes 100000,1000000 [--singletons 0.96]
 
 Signatures are synthetic but shaped like real data: families of copies of one picture (whole-picture pHash,
-five central-region scales, trimmed and moved hashes, outer windows, mirror hashes and PDQ), each copy a few
+five central-region scales, trimmed and moved hashes, outer and inner windows, the wide scales lookups probe,
+mirror hashes and PDQ: every field a real signature stores, so reading them costs what it would), each copy a few
 bits off its original, one in ten mirrored, family sizes from 1 (most pictures are unique) to several hundred (a viral picture).
 Prints pictures per second for both, how often they agree on a picture's centre, and how many family
 members end up with their family's first picture; with --database, the build's time and its parts (reading
@@ -47,6 +48,10 @@ def _s(bits: np.ndarray) -> str:
     return (bits + ord("0")).astype(np.uint8).tobytes().decode("ascii")
 
 
+# The fields only lookups read (media_analysis.matching.LOOKUP_FIELDS), with as many hashes as a real signature has.
+LOOKUP_FIELDS = {"inner": 8, "inner_flip": 8, "scales_flip": 4, "wide": 3, "wide_flip": 3}
+
+
 def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0.1) -> tuple[list, list[int]]:
     """n signatures in first-appearance order and the family each belongs to; `singletons` is the share of
     families with one picture only, `banners` the share whose pictures carry a banner (their trimmed hashes
@@ -55,6 +60,7 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
 
     rng = np.random.default_rng(seed)
     windows = np.random.default_rng(seed + 1)  # the outer windows' own draws, leaving the rest as they were
+    lookups = np.random.default_rng(seed + 2)  # and those of the fields only lookups read (the build leaves them)
     families: list[tuple[int, int]] = []  # (family, copies)
     total, family = 0, 0
     while total < n:
@@ -77,6 +83,8 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
         # The windows where its original's centre would be, were it an uneven crop (Signature.outer), also mirrored.
         bases[fam]["outer"] = [_bits(windows, 128) for _ in range(8)]
         bases[fam]["outer_flip"] = [_bits(windows, 128) for _ in range(8)]
+        for name, count in LOOKUP_FIELDS.items():
+            bases[fam][name] = [_bits(lookups, 128) for _ in range(count)]
         order += [(fam, i == 0) for i in range(size)]
     # Copies appear after their original, interleaved with everything else.
     originals = [o for o in order if o[1]]
@@ -118,7 +126,8 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
             shifted=tuple(_s(_noisy(rng, c, k)) for c in b["shifted"]),
             shifted_flip=tuple(_s(_noisy(rng, c, k)) for c in b["shifted_flip"]),
             outer=tuple(_s(_noisy(windows, c, k)) for c in b["outer"]),
-            outer_flip=tuple(_s(_noisy(windows, c, k)) for c in b["outer_flip"])))
+            outer_flip=tuple(_s(_noisy(windows, c, k)) for c in b["outer_flip"]),
+            **{name: tuple(_s(_noisy(lookups, c, k)) for c in b[name]) for name in LOOKUP_FIELDS}))
         labels.append(fam)
     return signatures, labels
 

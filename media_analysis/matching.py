@@ -71,6 +71,9 @@ SIGNATURE_VERSION = 4
 
 # The signature's fields that a signature stored by an earlier version may lack (read as empty).
 LATER_FIELDS = ("shifted", "shifted_flip", "outer", "outer_flip", "inner", "inner_flip", "scales_flip", "wide", "wide_flip")
+# The fields only a lookup's probe reads (media_analysis.selectors.media_candidates); media_match never compares
+# them, so whoever reads many signatures only to match them leaves them out.
+LOOKUP_FIELDS = ("inner", "inner_flip", "scales_flip", "wide", "wide_flip")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from django.utils import timezone
 from investigator.memory import few_collections
 from media_analysis.hashing import UnreadableImage, compute_hashes, load_rgb
 from media_analysis.keypoints import Keypoints, agreement, confirmed, keypoints
-from media_analysis.matching import SIGNATURE_VERSION, MatchEvidence, Signature, Thresholds, media_match
+from media_analysis.matching import LOOKUP_FIELDS, SIGNATURE_VERSION, MatchEvidence, Signature, Thresholds, media_match
 from media_analysis.models import HashState, KeypointCheck, MediaAsset, media_upload_path
 
 logger = logging.getLogger(__name__)
@@ -454,11 +454,13 @@ def media_clusters_rebuild(
 
 
 def _signatures(ids: list[int]) -> dict[int, Signature]:
-    """The stored signatures of these pictures (those that have one). Read as text and parsed here: at a million
-    pictures, half the time of reading them through the ORM's JSONField."""
+    """The stored signatures of these pictures (those that have one), without the fields only lookups read
+    (LOOKUP_FIELDS, which the build never compares: about a third of each signature's hashes). Read as text and
+    parsed here: at a million pictures, half the time of reading them through the ORM's JSONField; leaving the
+    lookup fields out saves another tenth."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, signature::text FROM {MediaAsset._meta.db_table} "  # noqa: S608 (model table name)
-                       "WHERE id = ANY(%s) AND signature IS NOT NULL", [ids])
+        cursor.execute(f"SELECT id, (signature - %s::text[])::text FROM {MediaAsset._meta.db_table} "  # noqa: S608 (model table name)
+                       "WHERE id = ANY(%s) AND signature IS NOT NULL", [list(LOOKUP_FIELDS), ids])
         return {asset_id: Signature.from_json(json.loads(text)) for asset_id, text in cursor.fetchall()}
 
 

@@ -42,6 +42,44 @@ def test_altered_copies_match_and_other_photographs_do_not(name, alteration):
         assert not media_match(copy, signature(square(other))).matched, other
 
 
+def test_the_fields_only_lookups_read_never_change_a_verdict():
+    """The cluster build reads signatures without LOOKUP_FIELDS: media_match must not need them."""
+    from dataclasses import replace
+
+    from media_analysis.matching import LOOKUP_FIELDS
+
+    def without(s):
+        return replace(s, **dict.fromkeys(LOOKUP_FIELDS, ()))
+
+    signatures = {name: signature(square(name)) for name in ("astronaut", "chelsea", "coffee")}
+    signatures |= {f"{name} {alteration}": signature(COPIES[alteration](square(name)))
+                   for name in ("astronaut", "chelsea", "coffee") for alteration in COPIES}
+    assert all(getattr(s, field) for s in signatures.values() for field in LOOKUP_FIELDS)
+    for a in signatures.values():
+        for b in signatures.values():
+            assert media_match(a, b) == media_match(without(a), without(b))
+            asked: dict[str, list] = {"all": [], "without": []}
+            assert (media_match(a, b, confirm=lambda *args, to=asked["all"]: to.append(args) or False)
+                    == media_match(without(a), without(b), confirm=lambda *args, to=asked["without"]: to.append(args) or False))
+            assert asked["all"] == asked["without"]
+
+
+@pytest.mark.django_db
+def test_the_cluster_build_reads_signatures_without_the_lookup_fields(tmp_path, settings):
+    from dataclasses import replace
+
+    from media_analysis.matching import LOOKUP_FIELDS, Signature
+    from media_analysis.services import _signatures
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    assets = store_pictures(tmp_path, {"original": square("rocket"), "cropped": crop(square("rocket"), 0.08, 0, 0, 0)})
+    read = _signatures([a.pk for a in assets.values()])
+    for asset in assets.values():
+        stored = Signature.from_json(asset.signature)
+        assert all(getattr(stored, field) for field in LOOKUP_FIELDS)
+        assert read[asset.pk] == replace(stored, **dict.fromkeys(LOOKUP_FIELDS, ()))
+
+
 def test_a_mirror_is_far_by_plain_phash_but_matched_as_a_mirror():
     original = signature(square("chelsea"))
     mirrored = signature(ImageOps.mirror(square("chelsea")))
