@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -12,12 +13,12 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
-from pgvector.django import HammingDistance
+from django.db.models.expressions import RawSQL
 
 from investigator.roles import INVESTIGATOR, has_role
 from media_analysis.hash_scan import HashScan, hash_scan
 from media_analysis.hashing import UnreadableImage, compute_hashes
-from media_analysis.matching import SIGNATURE_VERSION, Signature, Thresholds, hamming, media_match
+from media_analysis.matching import SIGNATURE_VERSION, MatchEvidence, Signature, Thresholds, hamming, media_match
 from media_analysis.models import HashState, MediaAsset
 from media_analysis.services import KeypointChecks
 
@@ -244,23 +245,44 @@ def media_similar(
         thresholds = replace(thresholds, phash=max_distance)
     with connection.cursor() as cursor:
         ids = media_candidates(cursor, signature, neighbours=candidates, thresholds=thresholds)
-    assets = MediaAsset.objects.filter(pk__in=ids).annotate(phash_distance=HammingDistance("phash", signature.phash))
+    # The whole-picture pHash decides most copies of a viral picture alone (media_match returns at once within
+    # phash_sure bits), and it is a column: only the other candidates' full signatures are read and parsed.
+    assets = list(MediaAsset.objects.filter(pk__in=_any(ids)).defer("signature"))
+    sure = min(thresholds.phash, thresholds.phash_sure)
+    whole = {asset.pk: min((hamming(signature.phash, asset.phash), "phash"),
+                           (hamming(signature.phash_flip, asset.phash), "phash-mirror"))
+             for asset in assets if asset.phash}
+    unsure = [pk for pk, (distance, _) in whole.items() if distance > sure]
+    signatures = dict(MediaAsset.objects.filter(pk__in=_any(unsure)).exclude(signature=None)
+                      .values_list("pk", "signature")) if unsure else {}
     checks = KeypointChecks(probe=picture)
     matches = []
     for asset in assets:
-        stored = stored_signature(asset)
-        if stored is None:
+        if asset.pk not in whole:
+            continue  # not hashed
+        if whole[asset.pk][0] <= sure:
+            evidence = MatchEvidence(True, whole[asset.pk][1], whole[asset.pk][0])
+        elif asset.pk in signatures:
+            evidence = media_match(signature, Signature.from_json(signatures[asset.pk]), thresholds,
+                                   checks.with_probe(asset.pk))
+        else:
             continue
-        evidence = media_match(signature, stored, thresholds, checks.with_probe(asset.pk))
         if evidence.matched:
-            trusted = min(stored.pdq_quality, signature.pdq_quality) >= thresholds.pdq_min_quality
+            trusted = min(asset.pdq_quality or 0, signature.pdq_quality) >= thresholds.pdq_min_quality and asset.pdq
             count = None if evidence.via.startswith("pdq") else checks.probe_count(asset.pk)
-            matches.append(SimilarMedia(asset, int(asset.phash_distance), hamming(signature.pdq, stored.pdq) if trusted else None,
+            matches.append(SimilarMedia(asset, hamming(signature.phash, asset.phash),
+                                        hamming(signature.pdq, asset.pdq) if trusted else None,
                                         evidence.via, evidence.distance, keypoints=count))
     checks.save()
     _attach_sightings(matches)
     matches.sort(key=lambda m: (TIER.get(m.via, 3), m.distance, m.asset.pk))
     return matches
+
+
+def _any(ids: Iterable[int]) -> RawSQL:
+    """Ids for `pk__in` as one array parameter: a lookup with thousands of copies would otherwise send (and have
+    Django and psycopg build) a query with a placeholder per id."""
+    return RawSQL("SELECT unnest(%s::bigint[])", [sorted(ids)])
 
 
 def media_similar_to_upload(*, user: AbstractBaseUser | AnonymousUser, upload: UploadedFile,
@@ -286,7 +308,7 @@ def _attach_sightings(matches: list[SimilarMedia]) -> None:
 
     by_id = {m.asset.pk: m for m in matches}
     rows = (
-        PostMedia.objects.filter(media_id__in=by_id)
+        PostMedia.objects.filter(media_id__in=_any(by_id))
         .values("media_id", "post_id", "post__url", "post__posted_at", "post__account_id", "post__account__handle",
                 "post__platform__slug")
         .order_by("post__posted_at")
@@ -296,7 +318,7 @@ def _attach_sightings(matches: list[SimilarMedia]) -> None:
             row["post_id"], row["post__url"], row["post__posted_at"], row["post__account_id"],
             row["post__account__handle"], row["post__platform__slug"],
         ))
-    for media_id, handle in Account.objects.filter(profile_image_id__in=by_id).values_list("profile_image_id", "handle"):
+    for media_id, handle in Account.objects.filter(profile_image_id__in=_any(by_id)).values_list("profile_image_id", "handle"):
         by_id[media_id].avatar_of.append(handle)
     seen = [m for m in matches if m.first_posted_at is not None]
     if seen:

@@ -16,10 +16,27 @@ from investigator.selectors import cases_for_picker
 from media_analysis.forms import ImageLookupForm
 from media_analysis.hashing import UnreadableImage
 from media_analysis.models import HashState, MediaAsset
-from media_analysis.selectors import media_similar, media_similar_to_upload, media_unreadable, stored_signature
+from media_analysis.selectors import (
+    SimilarMedia,
+    media_similar,
+    media_similar_to_upload,
+    media_unreadable,
+    stored_signature,
+)
 from media_analysis.services import media_hash_retry_failed, media_hashing_schedule
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+MATCHES_PER_PAGE = 60  # a viral picture has thousands of copies: a page shows the closest, the first seen pinned
+
+
+def _matches_page(matches: list[SimilarMedia] | None, number: str | None) -> dict:
+    """The page of matches shown, closest first, and the first-seen copy when it is on another page."""
+    if matches is None:
+        return {"matches": None}
+    page = Paginator(matches, MATCHES_PER_PAGE).get_page(number)
+    first = next((m for m in matches if m.first_seen), None)
+    pinned = first if first is not None and all(m is not first for m in page.object_list) else None
+    return {"matches": matches, "page": page, "pinned": pinned}
 
 
 def _require_investigator(request: HttpRequest) -> None:
@@ -56,7 +73,9 @@ def image_lookup(request: HttpRequest) -> HttpResponse:
             error = f"Could not read that picture: {exc}"
     is_partial = request.htmx and not request.htmx.boosted
     template = "media_analysis/partials/lookup_results.html" if is_partial else "media_analysis/lookup.html"
-    return render(request, template, {"form": form, "matches": matches, "error": error})
+    # An upload is not kept, so its results have no further pages: the closest are shown, and the picture page
+    # of any copy lists them all.
+    return render(request, template, {"form": form, "error": error, **_matches_page(matches, None)})
 
 
 @require_GET
@@ -68,7 +87,8 @@ def media_detail(request: HttpRequest, asset_id: int) -> HttpResponse:
     signature = stored_signature(asset)
     matches = media_similar(user=request.user, signature=signature, picture=asset.pk) if signature is not None else None
     return render(request, "media_analysis/media.html", {
-        "asset": asset, "matches": matches, "error": "" if signature else asset.hash_error or "Not hashed yet.",
+        **_matches_page(matches, request.GET.get("page")), "pager": True,
+        "asset": asset, "error": "" if signature else asset.hash_error or "Not hashed yet.",
         "cases": cases_for_picker(user=request.user),
     })
 

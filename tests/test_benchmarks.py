@@ -133,3 +133,16 @@ def test_bench_web_prints_each_pages_latency_against_a_static_file(bench_env):
     for page in ("dashboard", "cluster list", "cluster page", "account page", "case page"):
         row = next((line for line in out.splitlines() if line.startswith(page)), None)
         assert row is not None and len(figures(row[len(page):])) >= 3, out
+
+
+def test_bench_lookup_full_prints_whole_lookups_beside_the_numpy_scan(bench_env):
+    out = run("bench_lookup_full.py", "--rows", "3000", "--queries", "20", env=bench_env)
+    rows = {line[:44].strip(): figures(line[44:]) for line in out.splitlines()
+            if line.startswith(("pHash-only", "candidates (", "whole lookup"))}
+    assert len(rows) == 3 and rows["pHash-only exact NumPy scan"][2] == 1.0, out
+    for name, (p50, p95, ratio) in rows.items():
+        assert 0 <= p50 <= p95 and ratio >= 0, name
+    recall = re.search(r"recall of the probes' stored families ([\d.]+) \(([\d,]+) of ([\d,]+)\)", out)
+    assert recall and 0 < float(recall[1]) <= 1 and int(recall[3].replace(",", "")) > 0, out
+    again = run("bench_lookup_full.py", "--rows", "3000", "--queries", "20", env=bench_env)
+    assert "stored 3,000 pictures" in out and "stored 3,000" not in again  # kept between runs of the same size

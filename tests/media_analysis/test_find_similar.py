@@ -136,3 +136,43 @@ def test_known_sources_take_the_readable_pictures_and_report_the_rest(tmp_path, 
     assert f"{bank / 'broken.jpg'}: " in err and f"{bank / 'empty.jpg'}: " in err
     assert f"{big}: larger than the media size limit" in err and "licence.txt" not in err
     assert sorted(KnownSource.objects.values_list("asset__original_name", flat=True)) == ["astronaut.jpg", "coffee.png"]
+
+
+def test_a_lookup_gives_every_stored_picture_the_verdict_media_match_gives_it(tmp_path, settings, cast):
+    """Lookups decide copies within a sure whole-picture distance from the stored pHash column alone, and read
+    full signatures only for the rest: every stored picture must still get exactly media_match's verdict (how it
+    matched and at what distance), with and without the keypoint check, for every stored picture as the probe."""
+    from PIL import ImageDraw, ImageOps
+
+    from media_analysis.matching import Signature, Thresholds, media_match
+    from media_analysis.services import KeypointChecks
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    original = _photo("astronaut")
+    meme = original.copy()
+    ImageDraw.Draw(meme).rectangle((0, 0, 255, 40), fill="white")
+    pictures = {"original": original, "resized": original.resize((128, 128)), "mirrored": ImageOps.mirror(original),
+                "cropped": original.crop((20, 20, 236, 236)), "grey": ImageOps.grayscale(original).convert("RGB"),
+                "brighter": ImageEnhance.Brightness(original).enhance(1.3), "meme": meme,
+                "coffee": _photo("coffee"), "chelsea": _photo("chelsea")}
+    for name, image in pictures.items():
+        image.save(tmp_path / f"{name}.jpg", quality=85)
+    media_assets_register(files=[(media_file_store(path=tmp_path / f"{n}.jpg"), f"{n}.jpg") for n in pictures])
+    media_hash_batch(asset_ids=media_hash_claim(limit=20))
+    stored = {a.pk: Signature.from_json(a.signature) for a in MediaAsset.objects.filter(hash_state="done")}
+    assert len(stored) == len(pictures)
+    thresholds = Thresholds.from_settings()
+    ways = set()
+    for probe_id, probe in stored.items():
+        for picture in (None, probe_id):
+            checks = KeypointChecks(probe=picture)
+            expected = {}
+            for pk, signature in stored.items():
+                evidence = media_match(probe, signature, thresholds, checks.with_probe(pk))
+                if evidence.matched:
+                    expected[pk] = (evidence.via, evidence.distance)
+            found = {m.asset.pk: (m.via, m.distance)
+                     for m in media_similar(user=cast["investigator"], signature=probe, picture=picture)}
+            assert found == expected, (probe_id, picture)
+            ways |= {via for via, _ in found.values()}
+    assert {"phash", "phash-mirror"} <= ways and ways - {"phash", "phash-mirror"}  # sure, and read in full
