@@ -305,7 +305,7 @@ def _hamming_often(a: str, b: str) -> int:
     """hamming, for the central regions' hundreds of comparisons per pair: each of a probe's hashes meets every
     candidate's and each candidate's several of the probe's, so each string is parsed once (an image lookup's
     thousand candidates were checked in half the time). Whole-picture and PDQ hashes are compared once per pair,
-    where the cache would only cost (a media-cluster build was 5% slower with it)."""
+    where the cache would only cost (a media-cluster build measured a few percent slower with it there)."""
     return (_value(a) ^ _value(b)).bit_count()
 
 

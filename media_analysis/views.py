@@ -73,8 +73,8 @@ def image_lookup(request: HttpRequest) -> HttpResponse:
             error = f"Could not read that picture: {exc}"
     is_partial = request.htmx and not request.htmx.boosted
     template = "media_analysis/partials/lookup_results.html" if is_partial else "media_analysis/lookup.html"
-    # An upload is not kept, so its results have no further pages: the closest are shown, and the picture page
-    # of any copy lists them all.
+    # An upload is not kept, so its results have no further pages: the closest are shown (find_similar and the API
+    # list every one).
     return render(request, template, {"form": form, "error": error, **_matches_page(matches, None)})
 
 
