@@ -28,7 +28,7 @@ prints recall and precision per alteration.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -352,6 +352,24 @@ def media_match(a: Signature, b: Signature, thresholds: Thresholds | None = None
     stands only if it says yes: callers holding the
     pictures pass a keypoint check (media_analysis.keypoints). Without `confirm`, the signatures decide alone."""
     t = thresholds or Thresholds.from_settings()
+    return _verdict(a, b, t, confirm, lambda: min(_centre_distance(a, b, t.centre_shifted),
+                                                  _centre_distance(b, a, t.centre_shifted)))
+
+
+def media_matches(probe: Signature, candidates: Sequence[Signature], thresholds: Thresholds | None = None,
+                  confirm: Callable[[int], Callable[[bool, bool], bool] | None] | None = None) -> list[MatchEvidence]:
+    """media_match(probe, candidate) for every candidate, the same verdicts in the same order (confirm(i): the
+    i-th candidate's `confirm`), with the central regions of all the candidates compared at once in NumPy. An
+    image lookup checks a thousand candidates, and every pair makes a few hundred central-region comparisons."""
+    t = thresholds or Thresholds.from_settings()
+    centres = _centre_distances(probe, candidates, t.centre_shifted)
+    return [_verdict(probe, candidate, t, confirm(i) if confirm else None, lambda i=i: centres[i])
+            for i, candidate in enumerate(candidates)]
+
+
+def _verdict(a: Signature, b: Signature, t: Thresholds, confirm: Callable[[bool, bool], bool] | None,
+             centre_distance: Callable[[], tuple[int, str]]) -> MatchEvidence:
+    """media_match's decision, the central regions' distance asked only when the whole picture does not decide."""
     pdq = None
     if a.pdq_quality >= t.pdq_min_quality and b.pdq_quality >= t.pdq_min_quality:
         pdq = min((hamming(a.pdq, b.pdq), "pdq"), (hamming(a.pdq_flip, b.pdq), "pdq-mirror"))
@@ -360,7 +378,7 @@ def media_match(a: Signature, b: Signature, thresholds: Thresholds | None = None
     if whole[0] <= t.phash and (whole[0] <= t.phash_sure or pdq is not None or confirm is None
                                 or confirm(whole[1].endswith("mirror"), False)):
         return MatchEvidence(True, whole[1], whole[0])
-    centre = min(_centre_distance(a, b, t.centre_shifted), _centre_distance(b, a, t.centre_shifted))
+    centre = centre_distance()
     # A moved match near its threshold must be confirmed by keypoints: too plain to tell refuses it.
     strict = centre[1].startswith("moved") and centre[0] > t.centre_shifted - MOVED_SURE_MARGIN
     if centre[0] <= t.centre and (pdq is not None or confirm is None or confirm(centre[1].endswith("mirror"), strict)):
@@ -368,3 +386,94 @@ def media_match(a: Signature, b: Signature, thresholds: Thresholds | None = None
     if pdq is not None:
         return MatchEvidence(True, pdq[1], pdq[0])
     return MatchEvidence(False, "", whole[0])
+
+
+# _centre_distance's names for its comparisons, in the order min() breaks a tie between two of them (by name).
+_CENTRE_VIAS = ("centre", "centre-mirror", "moved", "moved-mirror", "trimmed", "trimmed-mirror")
+_REGION_FIELDS = ("centre", "trimmed", "shifted", "shifted_flip", "outer", "outer_flip")
+_NONE = 65  # _centre_distance's starting point: a comparison only counts when nearer than this
+
+
+def words(bit_strings: list[str]) -> np.ndarray:
+    """Bit strings of one length as rows of uint64 words (their bytes in order, as faiss packs bits; the order
+    is the same for every row, which is all XOR and a bit count need)."""
+    bits = np.frombuffer("".join(bit_strings).encode("ascii"), dtype=np.uint8) - ord("0")
+    return np.packbits(bits.reshape(len(bit_strings), -1), axis=1).view(np.uint64)
+
+
+def hamming_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Differing bits between every row of a and every row of b (rows of uint64 words)."""
+    total = np.bitwise_count(a[:, None, 0] ^ b[None, :, 0])
+    if a.shape[1] > 2:  # 256 differing bits would not fit in uint8
+        total = total.astype(np.uint16)
+    for word in range(1, a.shape[1]):
+        total += np.bitwise_count(a[:, None, word] ^ b[None, :, word])
+    return total
+
+
+def _regions(signatures: Sequence[Signature], length: int) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Each central-region field of the signatures as rows of uint64 words with, beside them, the position of
+    the signature each row belongs to; the first central region and the mirror's (plain and trimmed) as `*0`
+    fields, one row per signature. None unless every such hash is `length` 0s and 1s (a multiple of 64) and
+    every signature has its central regions: the caller then compares pair by pair, as media_match does."""
+    if length % 64 or any(not s.centre or not s.trimmed for s in signatures):
+        return None
+    lists = {name: [getattr(s, name) for s in signatures] for name in _REGION_FIELDS}
+    lists |= {"centre0": [(s.centre[0],) for s in signatures], "centre_flip0": [(s.centre_flip,) for s in signatures],
+              "trimmed0": [(s.trimmed[0],) for s in signatures], "trimmed_flip0": [(s.trimmed_flip,) for s in signatures]}
+    found = {}
+    for name, groups in lists.items():
+        hashes = [h for group in groups for h in group]
+        if hashes and set(map(len, hashes)) != {length}:
+            return None
+        rows = np.zeros((0, length // 64), dtype=np.uint64)
+        if hashes:
+            bits = np.frombuffer("".join(hashes).encode("ascii", errors="replace"), dtype=np.uint8) - ord("0")
+            if bits.max() > 1:
+                return None
+            rows = np.packbits(bits.reshape(len(hashes), length), axis=1).view(np.uint64)
+        found[name] = (rows, np.repeat(np.arange(len(signatures)), [len(group) for group in groups]))
+    return found
+
+
+def _nearest(probes: np.ndarray, hashes: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """Per signature (owner: the signature of each of `hashes`), the fewest differing bits between any of the
+    probe's hashes and any of its own; _NONE for a signature with none, or when the probe has none."""
+    nearest = np.full(count, _NONE, dtype=np.int16)
+    if len(probes) and len(hashes):
+        np.minimum.at(nearest, owner, hamming_matrix(probes, hashes).min(axis=0))
+    return nearest
+
+
+def _centre_distances(probe: Signature, candidates: Sequence[Signature], shifted_limit: int) -> list[tuple[int, str]]:
+    """min(_centre_distance(probe, c), _centre_distance(c, probe)) for every candidate c, the same values (ties
+    broken the same way), computed for all of them at once."""
+    length = len(probe.centre[0]) if probe.centre else 0
+    theirs = _regions(candidates, length) if candidates else None
+    mine = _regions([probe], length) if theirs is not None else None
+    if mine is None:
+        return [min(_centre_distance(probe, c, shifted_limit), _centre_distance(c, probe, shifted_limit)) for c in candidates]
+    n = len(candidates)
+    p = {name: rows for name, (rows, _) in mine.items()}
+
+    def near(probes: np.ndarray, field: str) -> np.ndarray:
+        return _nearest(probes, *theirs[field], n)
+
+    # The probe as the copy (its regions against each candidate's), then each candidate as the copy.
+    columns = {
+        "centre": np.minimum(near(p["centre0"], "centre"), near(p["centre"], "centre0")),
+        "centre-mirror": np.minimum(near(p["centre_flip0"], "centre"), near(p["centre"], "centre_flip0")),
+        "trimmed": np.minimum(near(p["trimmed0"], "trimmed"), near(p["trimmed"], "trimmed0")),
+        "trimmed-mirror": np.minimum(near(p["trimmed_flip0"], "trimmed"), near(p["trimmed"], "trimmed_flip0")),
+        "moved": np.minimum.reduce([near(p["shifted"], "trimmed"), near(p["outer"], "centre"),
+                                    near(p["trimmed"], "shifted"), near(p["centre"], "outer")]),
+        "moved-mirror": np.minimum.reduce([near(p["shifted_flip"], "trimmed"), near(p["outer_flip"], "centre"),
+                                           near(p["trimmed"], "shifted_flip"), near(p["centre"], "outer_flip")]),
+    }
+    for moved in ("moved", "moved-mirror"):  # a moved region counts only within its own limit
+        columns[moved] = np.where(columns[moved] <= shifted_limit, columns[moved], 2 * _NONE)
+    table = np.stack([columns[via] for via in _CENTRE_VIAS], axis=1)
+    best = table.argmin(axis=1)  # the first of equals: the name min() would pick
+    distances = table[np.arange(n), best]
+    return [(d, _CENTRE_VIAS[b]) if d < _NONE else (_NONE, "")
+            for d, b in zip(distances.tolist(), best.tolist(), strict=True)]

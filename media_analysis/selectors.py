@@ -18,9 +18,9 @@ from django.db.models.expressions import RawSQL
 from investigator.roles import INVESTIGATOR, has_role
 from media_analysis.hash_scan import HashScan, hash_scan
 from media_analysis.hashing import UnreadableImage, compute_hashes
-from media_analysis.matching import SIGNATURE_VERSION, MatchEvidence, Signature, Thresholds, hamming, media_match
+from media_analysis.matching import SIGNATURE_VERSION, MatchEvidence, Signature, Thresholds, hamming, media_matches
 from media_analysis.models import HashState, MediaAsset
-from media_analysis.services import KeypointChecks
+from media_analysis.services import KeypointChecks, stored_signatures
 
 
 @dataclass(frozen=True)
@@ -253,18 +253,21 @@ def media_similar(
                            (hamming(signature.phash_flip, asset.phash), "phash-mirror"))
              for asset in assets if asset.phash}
     unsure = [pk for pk, (distance, _) in whole.items() if distance > sure]
-    signatures = dict(MediaAsset.objects.filter(pk__in=_any(unsure)).exclude(signature=None)
-                      .values_list("pk", "signature")) if unsure else {}
+    signatures = stored_signatures(unsure) if unsure else {}
     checks = KeypointChecks(probe=picture)
+    # The unsure candidates are checked all at once (their central regions compared in NumPy).
+    checked = [asset for asset in assets if asset.pk in signatures]
+    verdicts = dict(zip((asset.pk for asset in checked), media_matches(
+        signature, [signatures[asset.pk] for asset in checked], thresholds,
+        lambda i: checks.with_probe(checked[i].pk)), strict=True))
     matches = []
     for asset in assets:
         if asset.pk not in whole:
             continue  # not hashed
         if whole[asset.pk][0] <= sure:
             evidence = MatchEvidence(True, whole[asset.pk][1], whole[asset.pk][0])
-        elif asset.pk in signatures:
-            evidence = media_match(signature, Signature.from_json(signatures[asset.pk]), thresholds,
-                                   checks.with_probe(asset.pk))
+        elif asset.pk in verdicts:
+            evidence = verdicts[asset.pk]
         else:
             continue
         if evidence.matched:

@@ -23,7 +23,15 @@ from django.utils import timezone
 from investigator.memory import few_collections
 from media_analysis.hashing import UnreadableImage, compute_hashes, load_rgb
 from media_analysis.keypoints import Keypoints, agreement, confirmed, keypoints
-from media_analysis.matching import LOOKUP_FIELDS, SIGNATURE_VERSION, MatchEvidence, Signature, Thresholds, media_match
+from media_analysis.matching import (
+    LOOKUP_FIELDS,
+    SIGNATURE_VERSION,
+    MatchEvidence,
+    Signature,
+    Thresholds,
+    media_match,
+    words,
+)
 from media_analysis.models import HashState, KeypointCheck, MediaAsset, media_upload_path
 
 logger = logging.getLogger(__name__)
@@ -432,7 +440,7 @@ def media_clusters_rebuild(
         members: list[tuple[int, int, int, str, int | None]] = []  # asset, centre, distance, via, keypoints
         for start in range(0, len(order), CentreIndex.BATCH):
             ids = order[start:start + CentreIndex.BATCH].tolist()
-            found = _signatures(ids)
+            found = stored_signatures(ids)
             batch = [(asset_id, found[asset_id]) for asset_id in ids if asset_id in found]
             for (asset_id, _), (centre, evidence) in zip(batch, centres.assign(batch), strict=True):
                 if evidence is None:
@@ -453,9 +461,9 @@ def media_clusters_rebuild(
             "pictures_read_for_keypoints": checks.pictures_read}
 
 
-def _signatures(ids: list[int]) -> dict[int, Signature]:
-    """The stored signatures of these pictures (those that have one), without the fields only lookups read
-    (LOOKUP_FIELDS, which the build never compares: about a third of each signature's hashes). Read as text and
+def stored_signatures(ids: list[int]) -> dict[int, Signature]:
+    """The stored signatures of these pictures (those that have one), for media_match: without the fields only
+    a lookup's probe reads (LOOKUP_FIELDS, never compared: about a third of each signature's hashes). Read as text and
     parsed here: at a million pictures, half the time of reading them through the ORM's JSONField; leaving the
     lookup fields out saves another tenth."""
     with connection.cursor() as cursor:
@@ -520,22 +528,6 @@ def _media_clusters_store(members: list[tuple[int, int, int, str, int | None]], 
 
 def _distinct(vectors: list[str]) -> list[str]:
     return list(dict.fromkeys(vectors))
-
-
-def _words(bit_strings: list[str]) -> np.ndarray:
-    """Bit strings of one length as rows of uint64 words (their bytes in order, as faiss packs bits)."""
-    bits = np.frombuffer("".join(bit_strings).encode("ascii"), dtype=np.uint8) - ord("0")
-    return np.packbits(bits.reshape(len(bit_strings), -1), axis=1).view(np.uint64)
-
-
-def _hamming_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Differing bits between every row of a and every row of b (rows of uint64 words)."""
-    total = np.bitwise_count(a[:, None, 0] ^ b[None, :, 0])
-    if a.shape[1] > 2:  # 256 differing bits would not fit in uint8
-        total = total.astype(np.uint16)
-    for word in range(1, a.shape[1]):
-        total += np.bitwise_count(a[:, None, word] ^ b[None, :, word])
-    return total
 
 
 class CentreIndex:
@@ -675,7 +667,7 @@ class CentreIndex:
         for name, centres in own.items():
             if centres:
                 self._add(name, [asset for asset, found in centres for _ in found],
-                          _words([v for _, found in centres for v in found]))
+                          words([v for _, found in centres for v in found]))
         return results
 
     def _near_in_batch(self, probes: list[dict[str, list[str]]], vectors: list[dict[str, list[str]]]) -> list[set[int]]:
@@ -691,8 +683,8 @@ class CentreIndex:
             if not len(probe_of) or not len(vector_of):
                 continue
             flat = faiss.IndexBinaryFlat(self.indexes[searched].d)
-            flat.add(_words([x for v in vectors for x in v.get(searched, ())]).view(np.uint8))
-            limits, _, rows = flat.range_search(_words([x for p in probes for x in p.get(name, ())]).view(np.uint8),
+            flat.add(words([x for v in vectors for x in v.get(searched, ())]).view(np.uint8))
+            limits, _, rows = flat.range_search(words([x for p in probes for x in p.get(name, ())]).view(np.uint8),
                                                 limit + 1)  # distances below the radius
             picture, other = np.repeat(probe_of, np.diff(limits).astype(np.int64)), vector_of[rows]
             for i, j in zip(*(column[other < picture].tolist() for column in (picture, other)), strict=True):
@@ -711,7 +703,7 @@ class CentreIndex:
         positions = [position for position, probes in queries for _ in probes]
         if index.ntotal == 0 or not positions:
             return []
-        vectors = _words([p for _, probes in queries for p in probes]).view(np.uint8)
+        vectors = words([p for _, probes in queries for p in probes]).view(np.uint8)
         distances, rows = index.search(vectors, min(k, index.ntotal), params=params)
         hits = (distances <= limit) & (rows >= 0)
         owners = self.owner[searched]

@@ -69,11 +69,11 @@ def test_the_cluster_build_reads_signatures_without_the_lookup_fields(tmp_path, 
     from dataclasses import replace
 
     from media_analysis.matching import LOOKUP_FIELDS, Signature
-    from media_analysis.services import _signatures
+    from media_analysis.services import stored_signatures
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
     assets = store_pictures(tmp_path, {"original": square("rocket"), "cropped": crop(square("rocket"), 0.08, 0, 0, 0)})
-    read = _signatures([a.pk for a in assets.values()])
+    read = stored_signatures([a.pk for a in assets.values()])
     for asset in assets.values():
         stored = Signature.from_json(asset.signature)
         assert all(getattr(stored, field) for field in LOOKUP_FIELDS)
@@ -266,3 +266,117 @@ def test_the_wide_whole_picture_search_is_only_for_pictures_the_narrow_one_found
     monkeypatch.setattr(index, "_search", spy)
     assert [centre for centre, _ in index.assign([(2, copy), (3, unrelated)])] == [1, 3]
     assert searched["phash_first"] == [0, 1] and searched["phash"] == searched["scales"] == [1]
+
+
+@pytest.fixture(scope="module")
+def photographs_and_copies():
+    return [signature(square(name)) for name in ("astronaut", "chelsea", "coffee")] + [
+        signature(COPIES[alteration](square(name))) for name in ("astronaut", "chelsea") for alteration in COPIES]
+
+
+def _related(rng: np.random.Generator, base, *, older: bool) -> object:
+    """A signature whose every central region is one of `base`'s with a few to many bits flipped (so distances
+    fall on both sides of every threshold, and equal distances under different names happen), sometimes with the
+    mirror's regions swapped in; `older`: stored before the moved regions existed (none of them)."""
+    from dataclasses import replace
+
+    def near(bits: str) -> str:
+        return _flipped(bits, int(rng.choice([0, 0, 2, 5, 12, 20, 23, 24, 25, 40])), start=int(rng.integers(0, 64)))
+
+    def pick(hashes: tuple) -> tuple:
+        return tuple(near(hashes[int(rng.integers(len(hashes)))]) for _ in range(int(rng.integers(1, 9))))
+
+    moved = {} if older else {"shifted": pick(base.shifted + base.trimmed), "shifted_flip": pick(base.trimmed),
+                              "outer": pick(base.centre), "outer_flip": pick(base.centre + (base.centre_flip,))}
+    return replace(_random_signature(rng), centre=tuple(near(h) for h in base.centre),
+                   trimmed=tuple(near(h) for h in base.trimmed), centre_flip=near(base.centre_flip if rng.random() < 0.5
+                                                                                     else base.centre[0]),
+                   trimmed_flip=near(base.trimmed_flip), **({"shifted": (), "shifted_flip": ()} if older else moved))
+
+
+def _verdicts_one_by_one_and_at_once(probe, candidates, thresholds=None):
+    """media_match for each candidate, and media_matches for all, with the confirm calls each made (every other
+    candidate's keypoint check says no)."""
+    from media_analysis.matching import media_matches
+
+    asked: dict[str, list] = {"one": [], "all": []}
+
+    def confirm(i, to):
+        return lambda mirrored, strict: to.append((i, mirrored, strict)) or i % 2 == 0
+
+    one = [media_match(probe, c, thresholds, confirm(i, asked["one"])) for i, c in enumerate(candidates)]
+    every = media_matches(probe, candidates, thresholds, lambda i: confirm(i, asked["all"]))
+    return (one, asked["one"]), (every, asked["all"])
+
+
+def test_a_lookup_checks_its_candidates_all_at_once_with_the_verdicts_it_gives_one_by_one(photographs_and_copies):
+    """media_matches compares the central regions of all the candidates in NumPy; every verdict, every keypoint
+    check asked (and in the same order) and every central-region distance and name are media_match's."""
+    from media_analysis.matching import Thresholds, _centre_distance, _centre_distances, media_matches
+
+    thresholds = Thresholds.from_settings()
+    signatures = photographs_and_copies
+    for probe in signatures:
+        one, every = _verdicts_one_by_one_and_at_once(probe, signatures, thresholds)
+        assert every == one
+        assert [e.matched for e in media_matches(probe, signatures)] == [media_match(probe, c).matched for c in signatures]
+        assert _centre_distances(probe, signatures, thresholds.centre_shifted) == [
+            min(_centre_distance(probe, c, thresholds.centre_shifted), _centre_distance(c, probe, thresholds.centre_shifted))
+            for c in signatures]
+    assert sum(e.matched for e in one[0]) >= 2  # the copies of the last probe's photograph
+
+
+def test_checking_all_at_once_breaks_ties_and_applies_the_moved_limit_as_one_by_one():
+    """Random families of signatures, a few to many bits apart on every central region, some stored before the
+    moved regions existed: the same distance under two names, moved regions just inside and outside their
+    limit, regions that are nowhere near."""
+    from collections import Counter
+    from dataclasses import replace
+
+    from media_analysis.matching import Thresholds, _centre_distance, _centre_distances
+
+    rng = np.random.default_rng(11)
+    thresholds = Thresholds.from_settings()
+    limit = thresholds.centre_shifted
+    seen: Counter = Counter()
+    for _ in range(40):
+        base = _random_signature(rng)
+        probe = _related(rng, base, older=rng.random() < 0.2)
+        candidates = [_related(rng, base, older=rng.random() < 0.2) for _ in range(30)] + [_random_signature(rng)]
+        expected = [min(_centre_distance(probe, c, limit), _centre_distance(c, probe, limit)) for c in candidates]
+        assert _centre_distances(probe, candidates, limit) == expected
+        seen.update(via for _, via in expected)
+        assert _verdicts_one_by_one_and_at_once(probe, candidates, thresholds)[1] == \
+            _verdicts_one_by_one_and_at_once(probe, candidates, thresholds)[0]
+    assert set(seen) == {"centre", "centre-mirror", "moved", "moved-mirror", "trimmed", "trimmed-mirror"}, seen
+    # And nothing near at all: every region as far as it can be.
+    zeros, ones = ({name: tuple(bit * 128 for _ in getattr(base, name)) if isinstance(getattr(base, name), tuple)
+                    else bit * 128 for name in ("centre", "trimmed", "centre_flip", "trimmed_flip", "shifted",
+                                                "shifted_flip", "outer", "outer_flip")} for bit in "01")
+    far = [replace(base, **zeros), replace(base, **ones)]
+    one_by_one = min(_centre_distance(*far, limit), _centre_distance(*far[::-1], limit))
+    assert _centre_distances(far[0], far[1:], limit) == [one_by_one] == [(65, "")]
+    # A moved region at its limit counts; a bit beyond, it does not.
+    edge = [replace(far[1], shifted=(_flipped("1" * 128, 128 - bits),)) for bits in (limit, limit + 1)]
+    assert _centre_distances(far[0], edge, limit) == [
+        min(_centre_distance(far[0], c, limit), _centre_distance(c, far[0], limit)) for c in edge] == [(limit, "moved"), (65, "")]
+
+
+def test_checking_all_at_once_falls_back_to_one_by_one_for_hashes_of_another_length():
+    """A signature whose central regions are not of the probe's length (or not bits at all) cannot be packed
+    into words beside the others: the candidates are then compared one by one, as media_match does."""
+    from dataclasses import replace
+
+    from media_analysis.matching import _centre_distance, _centre_distances
+
+    rng = np.random.default_rng(2)
+    base = _random_signature(rng)
+    candidates = [_related(rng, base, older=False) for _ in range(5)]
+    shorter = replace(candidates[0], centre=tuple(h[:64] for h in candidates[0].centre))
+    for batch in (candidates + [shorter], [shorter] + candidates):
+        assert _centre_distances(base, batch, 24) == [min(_centre_distance(base, c, 24), _centre_distance(c, base, 24))
+                                                      for c in batch]
+    assert _centre_distances(base, [], 24) == []
+    broken = replace(candidates[1], trimmed=("2" * 128,) + candidates[1].trimmed[1:])
+    with pytest.raises(ValueError):  # int() refuses it, as media_match always has
+        _centre_distances(base, [broken], 24)
