@@ -10,8 +10,10 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from investigator.permissions import IsInvestigator
+from investigator.rest import Pages
 from media_analysis.hashing import UnreadableImage
 from media_analysis.models import HashState, MediaAsset
 from media_analysis.selectors import SimilarMedia, media_assets_visible, media_similar, media_similar_to_upload, stored_signature
@@ -60,10 +62,29 @@ class SimilarMediaSerializer(serializers.Serializer):
         "tell); null when no check was needed")
 
 
-class LookupSerializer(serializers.Serializer):
-    image = serializers.FileField(help_text="A picture to look for")
+class MatchesAsked(serializers.Serializer):
+    """How many of a picture's copies to answer with. Without `page` or `page_size`, all of them (a picture
+    posted tens of thousands of times answers with every copy); with either, one page of them, closest first,
+    the total in the X-Total-Count header."""
+
     max_distance = serializers.IntegerField(min_value=0, max_value=64, required=False,
                                             help_text="Whole-picture pHash threshold (default: the configured one)")
+    page = serializers.IntegerField(min_value=1, required=False,
+                                    help_text="Answer with this page of the matches only (a page beyond the last is empty)")
+    page_size = serializers.IntegerField(min_value=1, max_value=Pages.max_page_size, required=False,
+                                         help_text=f"Matches per page (default {Pages.page_size})")
+
+
+class LookupSerializer(MatchesAsked):
+    image = serializers.FileField(help_text="A picture to look for")
+
+
+# Paging of matches, documented for the schema; the body stays a list of matches either way.
+TOTAL_HEADER = OpenApiParameter("X-Total-Count", int, OpenApiParameter.HEADER, response=True,
+                                description="With `page` or `page_size`: how many matches there are in all")
+LINK_HEADER = OpenApiParameter("Link", str, OpenApiParameter.HEADER, response=True,
+                               description='With `page` or `page_size`: the next and previous pages\' URLs '
+                                           '(rel="next", rel="prev"; RFC 8288)')
 
 
 class MediaFilter(django_filters.FilterSet):
@@ -75,8 +96,21 @@ class MediaFilter(django_filters.FilterSet):
         fields = ["hash_state", "sha256"]
 
 
-def _matches(matches: list[SimilarMedia]) -> list[dict]:
-    return SimilarMediaSerializer(matches, many=True).data
+def _answer(request: Request, matches: list[SimilarMedia], asked: dict) -> Response:
+    """The matches, or the page of them asked for (with the total, and for a GET the neighbouring pages' URLs)."""
+    if "page" not in asked and "page_size" not in asked:
+        return Response(SimilarMediaSerializer(matches, many=True).data)
+    page, size = asked.get("page", 1), asked.get("page_size", Pages.page_size)
+    shown = matches[(page - 1) * size:page * size]
+    response = Response(SimilarMediaSerializer(shown, many=True).data, headers={"X-Total-Count": str(len(matches))})
+    if request.method == "GET":
+        url = request.build_absolute_uri()
+        links = [f'<{replace_query_param(url, "page", page + 1)}>; rel="next"'] if page * size < len(matches) else []
+        if page > 1:
+            links.append(f'<{replace_query_param(url, "page", min(page - 1, -(-len(matches) // size) or 1))}>; rel="prev"')
+        if links:
+            response["Link"] = ", ".join(links)
+    return response
 
 
 class MediaAssetViewSet(viewsets.ReadOnlyModelViewSet):
@@ -89,25 +123,28 @@ class MediaAssetViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[MediaAsset]:
         return media_assets_visible(user=self.request.user).order_by("id")
 
-    @extend_schema(responses=SimilarMediaSerializer(many=True),
-                   parameters=[OpenApiParameter("max_distance", int, description="Whole-picture pHash threshold")])
+    @extend_schema(responses=SimilarMediaSerializer(many=True), parameters=[MatchesAsked, TOTAL_HEADER, LINK_HEADER])
     @action(detail=True)
     def similar(self, request: Request, pk: str | None = None) -> Response:
-        """Every stored copy and near-copy of this picture, closest first, with who posted each and when."""
+        """Every stored copy and near-copy of this picture, closest first, with who posted each and when; or one
+        page of them (`page`, `page_size`)."""
         asset = self.get_object()
         signature = stored_signature(asset)
         if signature is None:
             raise serializers.ValidationError({"detail": asset.hash_error or "This picture is not hashed yet"})
-        max_distance = serializers.IntegerField(min_value=0, max_value=64, required=False).run_validation(
-            request.query_params.get("max_distance") or None) if request.query_params.get("max_distance") else None
-        return Response(_matches(media_similar(user=request.user, signature=signature, picture=asset.pk,
-                                                max_distance=max_distance)))
+        # An empty parameter is no parameter, as the filters take it.
+        asked = MatchesAsked(data={key: value for key, value in request.query_params.items() if value})
+        asked.is_valid(raise_exception=True)
+        return _answer(request, media_similar(user=request.user, signature=signature, picture=asset.pk,
+                                              max_distance=asked.validated_data.get("max_distance")), asked.validated_data)
 
-    @extend_schema(request={"multipart/form-data": LookupSerializer}, responses=SimilarMediaSerializer(many=True))
+    @extend_schema(request={"multipart/form-data": LookupSerializer}, responses=SimilarMediaSerializer(many=True),
+                   parameters=[TOTAL_HEADER])
     @action(detail=False, methods=["post"], parser_classes=[MultiPartParser, FormParser], pagination_class=None,
             filter_backends=[])
     def lookup(self, request: Request) -> Response:
-        """Upload a picture: every stored copy and near-copy of it. Nothing is stored."""
+        """Upload a picture: every stored copy and near-copy of it, or one page of them (`page`, `page_size`).
+        Nothing is stored."""
         form = LookupSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
@@ -115,4 +152,4 @@ class MediaAssetViewSet(viewsets.ReadOnlyModelViewSet):
                                               max_distance=form.validated_data.get("max_distance"))
         except UnreadableImage as exc:
             raise serializers.ValidationError({"image": [f"Could not read that picture: {exc}"]}) from exc
-        return Response(_matches(matches))
+        return _answer(request, matches, form.validated_data)

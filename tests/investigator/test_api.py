@@ -327,6 +327,53 @@ def test_media_lookup_by_upload(cast, world):
     assert [m["asset"]["id"] for m in same] == [world["asset"].pk] and same[0]["distance"] == 0
 
 
+def test_the_copies_of_a_picture_come_whole_or_a_page_at_a_time(cast, world, tmp_path):
+    """Without paging the answer is every match, as always; with `page`/`page_size` it is that page of the same
+    list, the total in X-Total-Count and (for a GET) the neighbouring pages in Link."""
+    import skimage.data
+
+    for n, (size, quality) in enumerate([(300, 80), (240, 60), (200, 50), (160, 85)]):
+        copy = tmp_path / f"copy{n}.jpg"
+        copy.write_bytes(_jpeg(skimage.data.chelsea(), size=size, quality=quality))
+        media_assets_register(files=[(media_file_store(path=copy), copy.name)])
+    media_hash_batch(asset_ids=media_hash_claim(limit=10))
+    api = APIClient()
+    api.force_authenticate(cast["investigator"])
+    url = f"/api/media/{world['asset'].pk}/similar/"
+    whole = api.get(url)
+    every = [m["asset"]["id"] for m in whole.json()]
+    assert len(every) == 5 and set(every) == set(MediaAsset.objects.values_list("pk", flat=True))
+    assert "X-Total-Count" not in whole and "Link" not in whole
+
+    pages = [api.get(url, {"page": page, "page_size": 2}) for page in (1, 2, 3)]
+    assert [m["asset"]["id"] for page in pages for m in page.json()] == every
+    assert [len(page.json()) for page in pages] == [2, 2, 1]
+    assert {page["X-Total-Count"] for page in pages} == {"5"}
+    assert pages[0]["Link"] == f'<http://testserver{url}?page=2&page_size=2>; rel="next"'
+    assert pages[1]["Link"] == (f'<http://testserver{url}?page=3&page_size=2>; rel="next", '
+                                f'<http://testserver{url}?page=1&page_size=2>; rel="prev"')
+    assert pages[2]["Link"] == f'<http://testserver{url}?page=2&page_size=2>; rel="prev"'
+    beyond = api.get(url, {"page": 9, "page_size": 2})
+    assert beyond.status_code == 200 and beyond.json() == [] and beyond["X-Total-Count"] == "5"
+    assert beyond["Link"] == f'<http://testserver{url}?page=3&page_size=2>; rel="prev"'
+    first = api.get(url, {"page": 1})  # the API's page size
+    assert [m["asset"]["id"] for m in first.json()] == every and "Link" not in first
+    assert [m["asset"]["id"] for m in api.get(url, {"page_size": 3}).json()] == every[:3]
+    for bad in ({"page": 0}, {"page": "two"}, {"page_size": 501}, {"page_size": -1}, {"max_distance": 65}):
+        refused = api.get(url, bad)
+        assert refused.status_code == 400 and set(refused.json()) == set(bad), bad
+
+    probe = SimpleUploadedFile("probe.jpg", _jpeg(skimage.data.chelsea(), size=220, quality=70))
+    everything = [m["asset"]["id"] for m in api.post("/api/media/lookup/", {"image": probe}, format="multipart").json()]
+    assert sorted(everything) == sorted(every)
+    probe.seek(0)
+    page = api.post("/api/media/lookup/", {"image": probe, "page": 2, "page_size": 3}, format="multipart")
+    assert [m["asset"]["id"] for m in page.json()] == everything[3:] and page["X-Total-Count"] == "5"
+    probe.seek(0)
+    refused = api.post("/api/media/lookup/", {"image": probe, "page_size": 0}, format="multipart")
+    assert refused.status_code == 400 and "page_size" in refused.json()
+
+
 def test_schema_is_valid_and_the_docs_page_is_self_hosted(cast):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
     api = APIClient()
