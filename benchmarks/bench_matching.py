@@ -165,7 +165,8 @@ def distractor_matches(count: int, thresholds, check: int, centre_limits=(20, 22
     when both are detailed enough), in NumPy. The pairs that media_match would put to the keypoint check then
     go through it."""
     from accounts.demo.images import procedural_scene
-    from media_analysis.services import _hamming_matrix, _words
+    from media_analysis.matching import hamming_matrix as _hamming_matrix
+    from media_analysis.matching import words as _words
 
     rng = np.random.default_rng(seed)
     pictures = [Picture(procedural_scene(rng)) for _ in range(count)]

@@ -135,7 +135,9 @@ def synthetic(n: int, seed: int = 7, singletons: float = 0.6, banners: float = 0
 def exact_centres(thresholds: object) -> object:
     """The baseline: CentreIndex with every HNSW search replaced by an exact NumPy Hamming scan of all centres
     (np.bitwise_count over uint64 words, in growing arrays): every centre within the limit, not the k nearest."""
-    from media_analysis.services import CentreIndex, _hamming_matrix, _words
+    from media_analysis.matching import hamming_matrix as _hamming_matrix
+    from media_analysis.matching import words as _words
+    from media_analysis.services import CentreIndex
 
     class ExactCentres(CentreIndex):
         def __init__(self) -> None:
@@ -219,7 +221,7 @@ def stored_build(signatures: list) -> tuple[float, float, dict]:
     spent: Counter = Counter()
     with tqdm(total=len(signatures), desc="media_clusters_rebuild", unit="pictures", leave=False) as bar, \
             override_settings(CENTRE_CONFIRM_KEYPOINTS=0), \
-            mock.patch.object(services, "_signatures", _timed(spent, "read", services._signatures)), \
+            mock.patch.object(services, "stored_signatures", _timed(spent, "read", services.stored_signatures)), \
             mock.patch.object(CentreIndex, "assign", _timed(spent, "group", CentreIndex.assign)), \
             mock.patch.object(services, "_media_clusters_store", _timed(spent, "store", services._media_clusters_store)):
         started = time.perf_counter()
