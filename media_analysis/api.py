@@ -124,7 +124,7 @@ class MediaAssetViewSet(viewsets.ReadOnlyModelViewSet):
         return media_assets_visible(user=self.request.user).order_by("id")
 
     @extend_schema(responses=SimilarMediaSerializer(many=True), parameters=[MatchesAsked, TOTAL_HEADER, LINK_HEADER])
-    @action(detail=True)
+    @action(detail=True, filter_backends=[])  # the list's filters mean nothing for one picture's copies
     def similar(self, request: Request, pk: str | None = None) -> Response:
         """Every stored copy and near-copy of this picture, closest first, with who posted each and when; or one
         page of them (`page`, `page_size`)."""

@@ -359,6 +359,11 @@ def test_the_copies_of_a_picture_come_whole_or_a_page_at_a_time(cast, world, tmp
     first = api.get(url, {"page": 1})  # the API's page size
     assert [m["asset"]["id"] for m in first.json()] == every and "Link" not in first
     assert [m["asset"]["id"] for m in api.get(url, {"page_size": 3}).json()] == every[:3]
+    # The list's filters are no parameters here, in the schema or in the answer.
+    assert [m["asset"]["id"] for m in api.get(url, {"hash_state": "pending", "sha256": "0" * 64}).json()] == every
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    parameters = schema["paths"]["/api/media/{id}/similar/"]["get"]["parameters"]
+    assert sorted(p["name"] for p in parameters) == ["id", "max_distance", "page", "page_size"]
     for bad in ({"page": 0}, {"page": "two"}, {"page_size": 501}, {"page_size": -1}, {"max_distance": 65}):
         refused = api.get(url, bad)
         assert refused.status_code == 400 and set(refused.json()) == set(bad), bad
