@@ -346,8 +346,8 @@ def test_checking_all_at_once_breaks_ties_and_applies_the_moved_limit_as_one_by_
         expected = [min(_centre_distance(probe, c, limit), _centre_distance(c, probe, limit)) for c in candidates]
         assert _centre_distances(probe, candidates, limit) == expected
         seen.update(via for _, via in expected)
-        assert _verdicts_one_by_one_and_at_once(probe, candidates, thresholds)[1] == \
-            _verdicts_one_by_one_and_at_once(probe, candidates, thresholds)[0]
+        one, every = _verdicts_one_by_one_and_at_once(probe, candidates, thresholds)
+        assert every == one
     assert set(seen) == {"centre", "centre-mirror", "moved", "moved-mirror", "trimmed", "trimmed-mirror"}, seen
     # And nothing near at all: every region as far as it can be.
     zeros, ones = ({name: tuple(bit * 128 for _ in getattr(base, name)) if isinstance(getattr(base, name), tuple)
