@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -104,10 +106,10 @@ def _answer(request: Request, matches: list[SimilarMedia], asked: dict) -> Respo
     shown = matches[(page - 1) * size:page * size]
     response = Response(SimilarMediaSerializer(shown, many=True).data, headers={"X-Total-Count": str(len(matches))})
     if request.method == "GET":
-        url = request.build_absolute_uri()
-        links = [f'<{replace_query_param(url, "page", page + 1)}>; rel="next"'] if page * size < len(matches) else []
-        if page > 1:
-            links.append(f'<{replace_query_param(url, "page", min(page - 1, -(-len(matches) // size) or 1))}>; rel="prev"')
+        url, last = request.build_absolute_uri(), max(1, math.ceil(len(matches) / size))
+        links = [f'<{replace_query_param(url, "page", page + 1)}>; rel="next"'] if page < last else []
+        if page > 1:  # from beyond the last page, back to the last
+            links.append(f'<{replace_query_param(url, "page", min(page - 1, last))}>; rel="prev"')
         if links:
             response["Link"] = ", ".join(links)
     return response

@@ -395,9 +395,12 @@ _NONE = 65  # _centre_distance's starting point: a comparison only counts when n
 
 
 def words(bit_strings: list[str]) -> np.ndarray:
-    """Bit strings of one length as rows of uint64 words (their bytes in order, as faiss packs bits; the order
-    is the same for every row, which is all XOR and a bit count need)."""
-    bits = np.frombuffer("".join(bit_strings).encode("ascii"), dtype=np.uint8) - ord("0")
+    """Bit strings of one length (a multiple of 64) as rows of uint64 words (their bytes in order, as faiss packs
+    bits; the order is the same for every row, which is all XOR and a bit count need). ValueError for anything
+    but 0s and 1s."""
+    bits = np.frombuffer("".join(bit_strings).encode("ascii", errors="replace"), dtype=np.uint8) - ord("0")
+    if bits.size and bits.max() > 1:
+        raise ValueError("not a bit string")
     return np.packbits(bits.reshape(len(bit_strings), -1), axis=1).view(np.uint64)
 
 
@@ -426,12 +429,10 @@ def _regions(signatures: Sequence[Signature], length: int) -> dict[str, tuple[np
         hashes = [h for group in groups for h in group]
         if hashes and set(map(len, hashes)) != {length}:
             return None
-        rows = np.zeros((0, length // 64), dtype=np.uint64)
-        if hashes:
-            bits = np.frombuffer("".join(hashes).encode("ascii", errors="replace"), dtype=np.uint8) - ord("0")
-            if bits.max() > 1:
-                return None
-            rows = np.packbits(bits.reshape(len(hashes), length), axis=1).view(np.uint64)
+        try:
+            rows = words(hashes) if hashes else np.zeros((0, length // 64), dtype=np.uint64)
+        except ValueError:
+            return None
         found[name] = (rows, np.repeat(np.arange(len(signatures)), [len(group) for group in groups]))
     return found
 
