@@ -213,7 +213,7 @@ def main() -> None:
         run_plan(f"knn-{k} (ef {ef})", knn(k, ef))
     run_plan("adaptive (beyond the scan)", adaptive)
     print(f"\nthe exact scan's copy of {len(scan):,} hashes was read in {load_seconds:.1f} s "
-          f"({(scan.ids.nbytes + sum(h.nbytes for h in scan.hashes)) / 2**20:.0f} MB)")
+          f"({(scan.ids.nbytes + scan.codes.nbytes) / 2**20:.0f} MB)")
 
 
 if __name__ == "__main__":

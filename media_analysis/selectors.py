@@ -169,14 +169,11 @@ def media_candidates(cursor, probe: Signature, *, neighbours: int, exclude: int 
     found: set[int] = set()
     if _scanned(cursor):
         scans = _lookup_scans(cursor, {(column, length) for column, length, *_ in probes})
-        within_only: dict[tuple[str, int], list[str]] = {}  # (column, threshold): vectors, scanned in one pass
+        passes: dict[tuple[str, int, int], list[str]] = {}  # (column, threshold, k): vectors, scanned in one pass
         for column, _, vector, threshold, k in probes:
-            if k:
-                found.update(scans[column].near(vector, max_distance=threshold, k=k).tolist())
-            else:
-                within_only.setdefault((column, threshold), []).append(vector)
-        for (column, threshold), vectors in within_only.items():
-            found.update(scans[column].near_any(vectors, max_distance=threshold).tolist())
+            passes.setdefault((column, threshold, k), []).append(vector)
+        for (column, threshold, k), vectors in passes.items():
+            found.update(scans[column].near_any(vectors, max_distance=threshold, k=k).tolist())
         return found - {exclude}
     for column, length, vector, threshold, k in probes:
         rows = knn_within(cursor, table="media_analysis_mediaasset", column=column, length=length, vector=vector,

@@ -80,10 +80,13 @@ def test_rows_written_after_the_load_are_read_once():
         scan = HashScan(table=TABLE, column="v", bits=128)
         scan.refresh(cursor)
         assert len(scan) == 50 and scan.near(format(probe, "0128b"), max_distance=3).size == 0
+        held = scan.rows  # what a search in another thread would be reading during the refresh
         _insert(cursor, [(100, probe ^ 0b101)])
         for _ in range(3):  # read again and again in this same open transaction: still one entry
             scan.refresh(cursor)
         assert len(scan) == 51
+        # A refresh replaces the ids and the hashes together and changes neither in place.
+        assert len(held[0]) == len(held[1]) == 50 and 100 not in held[0].tolist() and scan.codes.shape == (51, 2)
         assert scan.near(format(probe, "0128b"), max_distance=3).tolist() == [100]
 
 
@@ -125,41 +128,47 @@ def test_binary_copy_parser_refuses_what_it_cannot_read():
         parse_binary_bigints(header + row + b"\xff\xff", fields=2)
 
 
+def _scan_of(bits: int, values: list[int]) -> HashScan:
+    scan = HashScan(table=TABLE, column="v", bits=bits)
+    scan.rows = (np.arange(1000, 1000 + len(values), dtype=np.int64),
+                 np.array([[(v >> (bits - 64 * (i + 1))) & (2**64 - 1) for i in range(bits // 64)] for v in values],
+                          dtype=np.uint64).reshape(-1, bits // 64))
+    return scan
+
+
 @pytest.mark.parametrize("bits", [64, 128, 256])
-@pytest.mark.parametrize("block", [7, 1000, 32_768])
-def test_near_any_is_near_of_each_vector_joined(bits, block, monkeypatch):
-    """A lookup's probes within a threshold are scanned in one pass, a block of rows at a time: the same ids as a
-    scan for each, whatever the block size (a last block cut short, a block larger than the copy)."""
-    rng = random.Random(bits + block)
+def test_near_any_is_near_of_each_vector_joined(bits):
+    """A lookup's probes are scanned in one pass: the same ids as a brute-force count for each, joined; with k, each
+    probe also brings its k nearest when fewer than k are within the threshold, and only then."""
+    rng = random.Random(bits)
     probes = [rng.getrandbits(bits) for _ in range(5)]
     values = [p ^ sum(1 << b for b in rng.sample(range(bits), rng.randrange(bits // 3))) for p in probes for _ in range(40)]
     values += [rng.getrandbits(bits) for _ in range(300)]
-    scan = HashScan(table=TABLE, column="v", bits=bits)
-    scan.ids = np.arange(1000, 1000 + len(values), dtype=np.int64)
-    scan.hashes = [np.array([(v >> (bits - 64 * (i + 1))) & (2**64 - 1) for v in values], dtype=np.uint64)
-                   for i in range(bits // 64)]
-    monkeypatch.setattr(HashScan, "BLOCK", block)
+    values += [probes[0] ^ (2**bits - 1)]  # every bit differs: the largest count, which must not overflow
+    scan = _scan_of(bits, values)
     vectors = [format(p, f"0{bits}b") for p in probes]
-    for threshold in (0, bits // 8, bits // 4, bits):
-        expected = set().union(*(scan.near(v, max_distance=threshold).tolist() for v in vectors))
-        assert expected == {1000 + i for i, v in enumerate(values) if any(_distance(v, p) <= threshold for p in probes)}
-        assert sorted(scan.near_any(vectors, max_distance=threshold).tolist()) == sorted(expected)
+    for threshold in (0, bits // 8, bits // 4, bits - 1, bits):
+        within = [{1000 + i for i, v in enumerate(values) if _distance(v, p) <= threshold} for p in probes]
+        assert sorted(scan.near_any(vectors, max_distance=threshold).tolist()) == sorted(set().union(*within))
+        for vector, expected in zip(vectors, within, strict=True):
+            assert sorted(scan.near(vector, max_distance=threshold).tolist()) == sorted(expected)
+        for k in (1, 30, 60, len(values) + 5):
+            found = set(scan.near_any(vectors, max_distance=threshold, k=k).tolist())
+            assert found >= set().union(*within)
+            for probe, near in zip(probes, within, strict=True):
+                # The k nearest of a probe with fewer than k within: every value nearer than the k-th distance.
+                kth = sorted(_distance(v, probe) for v in values)[min(k, len(values)) - 1]
+                nearer = {1000 + i for i, v in enumerate(values) if _distance(v, probe) < kth}
+                assert found >= (near if len(near) >= k else near | nearer)
+            one_by_one = set().union(*(scan.near(v, max_distance=threshold, k=k).tolist() for v in vectors))
+            assert len(found) == len(one_by_one) <= len(values)
+            # No probe brings more than its share: each has its within-threshold set or exactly its k nearest.
+            assert len(found) <= sum(max(len(near), min(k, len(values))) for near in within)
     assert scan.near_any([], max_distance=bits).size == 0
+    assert _scan_of(bits, []).near_any(vectors, max_distance=bits, k=5).size == 0
     with pytest.raises(ValueError, match="bits"):
         scan.near_any([vectors[0][:-1]], max_distance=3)
-
-
-@pytest.mark.parametrize("caught", ["new ids, old hashes", "old ids, new hashes"])
-def test_a_search_during_a_refresh_sees_the_rows_both_halves_hold(caught):
-    """refresh() replaces the ids and then the hashes; a search in another thread between the two sees the rows
-    both hold (rows are only added at the end) instead of failing on arrays of different lengths."""
-    old = [0b1010 << 60, 0b0101 << 60]
-    new = [*old, 0b1010 << 60]
-    scan = HashScan(table=TABLE, column="v", bits=64)
-    short_ids, long_ids = np.array([1, 2], dtype=np.int64), np.array([1, 2, 3], dtype=np.int64)
-    short_hashes, long_hashes = [np.array(old, dtype=np.uint64)], [np.array(new, dtype=np.uint64)]
-    scan.ids, scan.hashes = (long_ids, short_hashes) if caught.startswith("new ids") else (short_ids, long_hashes)
-    vector = format(0b1010 << 60, "064b")
-    assert scan.near(vector, max_distance=0).tolist() == [1]
-    assert scan.near(vector, max_distance=0, k=5).tolist() == [1, 2]
-    assert scan.near_any([vector], max_distance=0).tolist() == [1]
+    with pytest.raises(ValueError, match="not a bit string"):
+        scan.near_any(["2" * bits], max_distance=3)
+    with pytest.raises(ValueError, match="positive multiple of 64"):
+        HashScan(table=TABLE, column="v", bits=0)
