@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from media_analysis.hash_scan import HashScan, parse_binary_bigints
+from media_analysis.hash_scan import HashScan, one_thread, parse_binary_bigints
 from tests.connections import another_connection
 
 TABLE = "scan_probe"
@@ -172,3 +172,27 @@ def test_near_any_is_near_of_each_vector_joined(bits):
         scan.near_any(["2" * bits], max_distance=3)
     with pytest.raises(ValueError, match="positive multiple of 64"):
         HashScan(table=TABLE, column="v", bits=0)
+
+
+def test_searches_run_on_the_calling_thread_alone_and_leave_its_thread_count_as_it_was(monkeypatch):
+    """A search spread over every core waits for the core another process is using (see hash_scan.one_thread):
+    lookups count on one thread, and the thread's own OpenMP setting (a media-cluster build's) comes back after."""
+    import faiss
+
+    seen = []
+    for name in ("hamming_range_search", "knn_hamming"):
+        original = getattr(faiss, name)
+        monkeypatch.setattr(faiss, name, lambda *a, _original=original, _name=name, **kw:
+                            seen.append((_name, faiss.omp_get_max_threads())) or _original(*a, **kw))
+    scan = _scan_of(64, [1, 3, 7, 2**63 - 1])  # 0, 1, 2 and 62 bits from the probe
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        assert sorted(scan.near(format(1, "064b"), max_distance=1, k=3).tolist()) == [1000, 1001, 1002]
+        assert seen == [("hamming_range_search", 1), ("knn_hamming", 1)]
+        assert faiss.omp_get_max_threads() == 2
+        with pytest.raises(RuntimeError), one_thread():
+            raise RuntimeError
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)
