@@ -243,36 +243,28 @@ def media_similar(
     with connection.cursor() as cursor:
         ids = media_candidates(cursor, signature, neighbours=candidates, thresholds=thresholds)
     # The whole-picture pHash decides most copies of a viral picture alone (media_match returns at once within
-    # phash_sure bits), and it is a column: only the other candidates' full signatures are read and parsed.
-    assets = list(MediaAsset.objects.filter(pk__in=_any(ids)).defer("signature"))
+    # phash_sure bits), and it is a column: only the other candidates' full signatures are read and parsed. Most
+    # candidates are unrelated pictures (the nearest on each signature), so only the matches become model instances.
+    phashes = MediaAsset.objects.filter(pk__in=_any(ids), phash__isnull=False).values_list("pk", "phash")
     sure = min(thresholds.phash, thresholds.phash_sure)
-    whole = {asset.pk: min((hamming(signature.phash, asset.phash), "phash"),
-                           (hamming(signature.phash_flip, asset.phash), "phash-mirror"))
-             for asset in assets if asset.phash}
+    whole = {pk: min((hamming(signature.phash, phash), "phash"), (hamming(signature.phash_flip, phash), "phash-mirror"))
+             for pk, phash in phashes}
     unsure = [pk for pk, (distance, _) in whole.items() if distance > sure]
     signatures = stored_signatures(unsure) if unsure else {}
     checks = KeypointChecks(probe=picture)
     # The unsure candidates are checked all at once (their central regions compared in NumPy).
-    checked = [asset for asset in assets if asset.pk in signatures]
-    verdicts = dict(zip((asset.pk for asset in checked), media_matches(
-        signature, [signatures[asset.pk] for asset in checked], thresholds,
-        lambda i: checks.with_probe(checked[i].pk)), strict=True))
+    checked = [pk for pk in unsure if pk in signatures]
+    evidence = {pk: MatchEvidence(True, via, distance) for pk, (distance, via) in whole.items() if distance <= sure}
+    evidence |= dict(zip(checked, media_matches(signature, [signatures[pk] for pk in checked], thresholds,
+                                                lambda i: checks.with_probe(checked[i])), strict=True))
     matches = []
-    for asset in assets:
-        if asset.pk not in whole:
-            continue  # not hashed
-        if whole[asset.pk][0] <= sure:
-            evidence = MatchEvidence(True, whole[asset.pk][1], whole[asset.pk][0])
-        elif asset.pk in verdicts:
-            evidence = verdicts[asset.pk]
-        else:
-            continue
-        if evidence.matched:
-            trusted = min(asset.pdq_quality or 0, signature.pdq_quality) >= thresholds.pdq_min_quality and asset.pdq
-            count = None if evidence.via.startswith("pdq") else checks.probe_count(asset.pk)
-            matches.append(SimilarMedia(asset, hamming(signature.phash, asset.phash),
-                                        hamming(signature.pdq, asset.pdq) if trusted else None,
-                                        evidence.via, evidence.distance, keypoints=count))
+    for asset in MediaAsset.objects.filter(pk__in=_any(pk for pk, e in evidence.items() if e.matched)).defer("signature"):
+        found = evidence[asset.pk]
+        trusted = min(asset.pdq_quality or 0, signature.pdq_quality) >= thresholds.pdq_min_quality and asset.pdq
+        count = None if found.via.startswith("pdq") else checks.probe_count(asset.pk)
+        matches.append(SimilarMedia(asset, hamming(signature.phash, asset.phash),
+                                    hamming(signature.pdq, asset.pdq) if trusted else None,
+                                    found.via, found.distance, keypoints=count))
     checks.save()
     _attach_sightings(matches)
     matches.sort(key=lambda m: (TIER.get(m.via, 3), m.distance, m.asset.pk))
