@@ -20,10 +20,10 @@ callers use the HNSW index instead (media_analysis.selectors.media_candidates).
 
 from __future__ import annotations
 
-import contextlib
+import os
 import threading
-from collections.abc import Iterator, Sequence
-from types import ModuleType
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from django.db import connection
@@ -101,25 +101,27 @@ class HashScan:
         least its k nearest whatever their distance (near() of each, joined), in no particular order.
 
         Counted by faiss (hamming_range_search and knn_hamming straight over the copy's memory, without building
-        an index): every query against every row, exactly, without Python's lock, on one core (one_thread). At a
-        million 128-bit hashes a lookup's fifty-odd probes take about 26 ms where NumPy takes 46, and one 64-bit
-        probe 0.3 ms where NumPy takes 0.4."""
+        an index): every query against every row, exactly, without Python's lock, the rows split between the
+        cores (_split). At a million 128-bit hashes a lookup's fifty-odd probes take about 14 ms on two cores
+        (26 on one) where NumPy takes 46, and one 64-bit probe 0.3 ms where NumPy takes 0.4."""
         ids, codes = self.rows
         queries = np.array([self._words(vector) for vector in vectors], dtype=np.uint64).reshape(-1, self.words)
         if not len(ids) or not len(queries):
             return np.empty(0, dtype=np.int64)
         rows, probes = codes.view(np.uint8), queries.view(np.uint8)
-        with one_thread() as faiss:
-            found = faiss.RangeSearchResult(len(probes))
-            # Hamming range searches keep what is strictly nearer than the radius.
-            faiss.hamming_range_search(faiss.swig_ptr(probes), faiss.swig_ptr(rows), len(probes), len(rows),
-                                       max_distance + 1, rows.shape[1], found)
-            lims = faiss.rev_swig_ptr(found.lims, len(probes) + 1).copy()
-            hits = [faiss.rev_swig_ptr(found.labels, int(lims[-1])).copy()]
-            short = np.flatnonzero(np.diff(lims) < k)  # probes with fewer than k within the threshold
-            if len(short):
-                _, nearest = faiss.knn_hamming(probes[short], rows, min(k, len(rows)))
-                hits.append(nearest.ravel())
+        parts = _split(len(rows), len(probes))
+        counts, hits = np.zeros(len(probes), dtype=np.int64), []
+        for start, (found, labels) in zip(parts, _pool().map(lambda p: _within(rows[p], probes, max_distance), parts),
+                                          strict=True):
+            counts += found
+            hits.append(labels + start.start)
+        short = np.flatnonzero(counts < k)  # probes with fewer than k within the threshold: their k nearest too
+        if len(short):
+            nearest = list(_pool().map(lambda p: _nearest(rows[p], probes[short], k), parts))
+            distances = np.concatenate([d for d, _ in nearest], axis=1)
+            labels = np.concatenate([i + p.start for p, (_, i) in zip(parts, nearest, strict=True)], axis=1)
+            order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+            hits.append(np.take_along_axis(labels, order, axis=1).ravel())
         return ids[np.unique(np.concatenate(hits))]
 
     def _words(self, vector: str) -> list[int]:
@@ -131,23 +133,57 @@ class HashScan:
         return [int(vector[64 * i:64 * (i + 1)], 2) for i in range(self.words)]
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[ModuleType]:
-    """faiss (the module) for searches on the calling thread alone, its OpenMP thread count set back afterwards.
+# Work below this many row-probe pairs (about a millisecond) is not worth sharing out between threads.
+SPLIT_WORK = 1 << 21
+_pools: dict[int, ThreadPoolExecutor] = {}  # one per process: a forked process inherits the pool but not its threads
+_pools_lock = threading.Lock()
 
-    Lookups run beside the database, other requests and workers. When another core is busy, a search spread over
-    two threads waits for the one that gets no core: at a million hashes, fifty-odd probes took 48 ms on two
-    threads against 28 on one, and a single probe 12-24 ms against 0.3. Requests in other threads and processes
-    use the other cores. OpenMP keeps the count per thread, so this changes nothing for other threads' faiss calls
-    (a media-cluster build in a worker spreads its batches over every core)."""
+
+def _split(rows: int, probes: int) -> list[slice]:
+    """The rows (at least one) in as many parts as there are cores to count them, one for small work."""
+    parts = max(1, min(len(os.sched_getaffinity(0)), rows, rows * probes // SPLIT_WORK))
+    bounds = np.linspace(0, rows, parts + 1).astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _pool() -> ThreadPoolExecutor:
+    """This process's threads for counting bits, one per core, each running faiss on itself alone.
+
+    Lookups run beside the database, other requests and workers. Threads of their own degrade gracefully when
+    another core is busy: at a million 128-bit hashes, fifty-odd probes took 14 ms split over two threads on an
+    idle machine and 27-29 ms with one or both cores busy, as on one thread; faiss spreading the same search over
+    its OpenMP threads took 13 ms idle but 39-48 ms busy (its threads wait for each other at a barrier)."""
+    with _pools_lock:
+        pool = _pools.get(os.getpid())
+        if pool is None:
+            pool = _pools[os.getpid()] = ThreadPoolExecutor(len(os.sched_getaffinity(0)), "hash-scan",
+                                                              initializer=_one_openmp_thread)
+        return pool
+
+
+def _one_openmp_thread() -> None:
     import faiss
 
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield faiss
-    finally:
-        faiss.omp_set_num_threads(threads)
+    faiss.omp_set_num_threads(1)  # OpenMP keeps the count per thread: other threads' faiss calls keep theirs
+
+
+def _within(rows: np.ndarray, probes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per probe, how many rows are within max_distance bits, and the positions of all those rows."""
+    import faiss
+
+    found = faiss.RangeSearchResult(len(probes))
+    # A Hamming range search keeps what is strictly nearer than its radius.
+    faiss.hamming_range_search(faiss.swig_ptr(probes), faiss.swig_ptr(rows), len(probes), len(rows),
+                               max_distance + 1, rows.shape[1], found)
+    lims = faiss.rev_swig_ptr(found.lims, len(probes) + 1).astype(np.int64)
+    return np.diff(lims), faiss.rev_swig_ptr(found.labels, int(lims[-1])).astype(np.int64)
+
+
+def _nearest(rows: np.ndarray, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per probe, the distances and positions of its k nearest rows (all of them when there are fewer)."""
+    import faiss
+
+    return faiss.knn_hamming(probes, rows, min(k, len(rows)))
 
 
 def parse_binary_bigints(data: bytes, *, fields: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:

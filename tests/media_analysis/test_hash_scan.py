@@ -3,13 +3,15 @@ and every row written after it was loaded is seen, whatever order the writing tr
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 
 import numpy as np
 import pytest
 from django.db import connection
 
-from media_analysis.hash_scan import HashScan, one_thread, parse_binary_bigints
+from media_analysis.hash_scan import HashScan, parse_binary_bigints
 from tests.connections import another_connection
 
 TABLE = "scan_probe"
@@ -136,10 +138,17 @@ def _scan_of(bits: int, values: list[int]) -> HashScan:
     return scan
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("bits", [64, 128, 256])
-def test_near_any_is_near_of_each_vector_joined(bits):
+def test_near_any_is_near_of_each_vector_joined(bits, split, monkeypatch):
     """A lookup's probes are scanned in one pass: the same ids as a brute-force count for each, joined; with k, each
-    probe also brings its k nearest when fewer than k are within the threshold, and only then."""
+    probe also brings its k nearest when fewer than k are within the threshold, and only then. The same with the
+    rows split between threads however small the work."""
+    from media_analysis import hash_scan
+
+    if split:
+        monkeypatch.setattr(hash_scan, "SPLIT_WORK", 1)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
     rng = random.Random(bits)
     probes = [rng.getrandbits(bits) for _ in range(5)]
     values = [p ^ sum(1 << b for b in rng.sample(range(bits), rng.randrange(bits // 3))) for p in probes for _ in range(40)]
@@ -174,25 +183,33 @@ def test_near_any_is_near_of_each_vector_joined(bits):
         HashScan(table=TABLE, column="v", bits=0)
 
 
-def test_searches_run_on_the_calling_thread_alone_and_leave_its_thread_count_as_it_was(monkeypatch):
-    """A search spread over every core waits for the core another process is using (see hash_scan.one_thread):
-    lookups count on one thread, and the thread's own OpenMP setting (a media-cluster build's) comes back after."""
+@pytest.mark.parametrize("work", [1, 1 << 40])
+def test_searches_split_between_cores_give_the_same_answer_on_threads_that_keep_faiss_to_themselves(work, monkeypatch):
+    """The rows are shared out between threads of the scan's own, each running faiss on itself alone (a search spread
+    over faiss's OpenMP threads waits for a busy core: see hash_scan._pool), and the parts' answers are joined: the
+    same ids whether the rows are counted in one part or in one per core, the k nearest taken over all the parts."""
     import faiss
+
+    from media_analysis import hash_scan
 
     seen = []
     for name in ("hamming_range_search", "knn_hamming"):
         original = getattr(faiss, name)
-        monkeypatch.setattr(faiss, name, lambda *a, _original=original, _name=name, **kw:
-                            seen.append((_name, faiss.omp_get_max_threads())) or _original(*a, **kw))
-    scan = _scan_of(64, [1, 3, 7, 2**63 - 1])  # 0, 1, 2 and 62 bits from the probe
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(2)
-    try:
-        assert sorted(scan.near(format(1, "064b"), max_distance=1, k=3).tolist()) == [1000, 1001, 1002]
-        assert seen == [("hamming_range_search", 1), ("knn_hamming", 1)]
-        assert faiss.omp_get_max_threads() == 2
-        with pytest.raises(RuntimeError), one_thread():
-            raise RuntimeError
-        assert faiss.omp_get_max_threads() == 2
-    finally:
-        faiss.omp_set_num_threads(before)
+        monkeypatch.setattr(faiss, name, lambda *a, _original=original, _name=name, **kw: seen.append(
+            (_name, threading.current_thread().name, faiss.omp_get_max_threads())) or _original(*a, **kw))
+    monkeypatch.setattr(hash_scan, "SPLIT_WORK", work)  # 1: split whatever the size; 2**40: never split
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})  # three parts even on a machine with fewer cores
+    rng = random.Random(3)
+    probe = rng.getrandbits(128)
+    # The probe's 20 near copies sit in the last part, so its 20 nearest must come from beyond the first.
+    values = [rng.getrandbits(128) for _ in range(200)] + _family_values(rng, probe, 20)
+    scan = _scan_of(128, values)
+    assert sorted(scan.near(format(probe, "0128b"), max_distance=0, k=20).tolist()) == list(range(1200, 1220))
+    # One range search and one k-nearest search per part, on the scan's threads, each with one OpenMP thread.
+    assert sorted(name for name, _, _ in seen) == ["hamming_range_search"] * (3 if work == 1 else 1) + \
+        ["knn_hamming"] * (3 if work == 1 else 1)
+    assert all(thread.startswith("hash-scan") and threads == 1 for _, thread, threads in seen)
+
+
+def _family_values(rng: random.Random, base: int, count: int) -> list[int]:
+    return [value for _, value in _family(rng, base, count, 0, most=6)]
