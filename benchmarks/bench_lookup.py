@@ -14,7 +14,7 @@ kept between runs of the same size (the index takes minutes to build).
 
 Plans:
 * exact scan (media_analysis.hash_scan, what image lookups use up to MEDIA_SCAN_MAX_ROWS pictures): the
-  NumPy scan of a copy of the column, plus the query that reads rows written since (here none), timed
+  exact count (faiss) over a copy of the column, plus the query that reads rows written since (here none), timed
   together; the copy's first load is printed;
 * where-limit: `WHERE v <~> q <= T ORDER BY v <~> q LIMIT 50` (the index keeps scanning when fewer than
   LIMIT rows qualify);

@@ -18,7 +18,13 @@ from investigator.permissions import IsInvestigator
 from investigator.rest import Pages
 from media_analysis.hashing import UnreadableImage
 from media_analysis.models import HashState, MediaAsset
-from media_analysis.selectors import SimilarMedia, media_assets_visible, media_similar, media_similar_to_upload, stored_signature
+from media_analysis.selectors import (
+    SimilarMediaList,
+    media_assets_visible,
+    media_similar,
+    media_similar_to_upload,
+    stored_signature,
+)
 
 
 class MediaAssetSerializer(serializers.ModelSerializer):
@@ -98,7 +104,7 @@ class MediaFilter(django_filters.FilterSet):
         fields = ["hash_state", "sha256"]
 
 
-def _answer(request: Request, matches: list[SimilarMedia], asked: dict) -> Response:
+def _answer(request: Request, matches: SimilarMediaList, asked: dict) -> Response:
     """The matches, or the page of them asked for (with the total, and for a GET the neighbouring pages' URLs)."""
     if "page" not in asked and "page_size" not in asked:
         return Response(SimilarMediaSerializer(matches, many=True).data)

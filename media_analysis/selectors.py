@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import overload
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from investigator.roles import INVESTIGATOR, has_role
@@ -111,6 +112,78 @@ VIA_LABELS = {
 }
 TIER = {"phash": 0, "phash-mirror": 0, "centre": 1, "centre-mirror": 1, "trimmed": 1, "trimmed-mirror": 1, "moved": 1,
         "moved-mirror": 1, "pdq": 2, "pdq-mirror": 2}
+
+
+@dataclass(frozen=True)
+class _Match:
+    """What a lookup decided about one stored picture, before the picture itself is read."""
+    asset_id: int
+    via: str
+    distance: int
+    keypoints: int | None
+
+
+class SimilarMediaList(Sequence[SimilarMedia]):
+    """A lookup's matches, closest first: decided, ordered and counted at once, each one made (its picture read,
+    with who posted it and when) only when it is asked for, and then kept. A picture's page shows sixty of a viral
+    picture's thousands of copies; the API without paging and find_similar go through them all, a chunk at a
+    time. The first-seen copy is known from the start (first_seen)."""
+
+    CHUNK = 500  # matches made per query when going through them all
+
+    def __init__(self, found: list[_Match], probe: Signature | None = None, thresholds: Thresholds | None = None,
+                 first_seen: int | None = None) -> None:
+        self._found, self._probe, self._thresholds, self._first_seen = found, probe, thresholds, first_seen
+        self._made: dict[int, SimilarMedia] = {}
+
+    @property
+    def asset_ids(self) -> list[int]:
+        """The matching pictures' ids, closest first, without reading them."""
+        return [m.asset_id for m in self._found]
+
+    @property
+    def first_seen(self) -> SimilarMedia | None:
+        """The copy posted earliest (the closest of those posted at that moment), None when none was posted."""
+        position = next((i for i, m in enumerate(self._found) if m.asset_id == self._first_seen), None)
+        return None if position is None else self[position]
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    @overload
+    def __getitem__(self, index: int) -> SimilarMedia: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[SimilarMedia]: ...
+
+    def __getitem__(self, index: int | slice) -> SimilarMedia | list[SimilarMedia]:
+        if isinstance(index, slice):
+            found = self._found[index]
+            self._make(found)
+            return [self._made[m.asset_id] for m in found]
+        found = self._found[index]
+        self._make([found])
+        return self._made[found.asset_id]
+
+    def __iter__(self) -> Iterator[SimilarMedia]:
+        for start in range(0, len(self), self.CHUNK):
+            yield from self[start:start + self.CHUNK]
+
+    def _make(self, found: list[_Match]) -> None:
+        wanted = {m.asset_id: m for m in found if m.asset_id not in self._made}
+        if not wanted:
+            return
+        probe, thresholds = self._probe, self._thresholds
+        made = []
+        # Stored pictures are never deleted, so every match is there to read.
+        for asset in MediaAsset.objects.filter(pk__in=_any(wanted)).defer("signature"):
+            match = wanted[asset.pk]
+            trusted = min(asset.pdq_quality or 0, probe.pdq_quality) >= thresholds.pdq_min_quality and asset.pdq
+            made.append(SimilarMedia(asset, hamming(probe.phash, asset.phash),
+                                     hamming(probe.pdq, asset.pdq) if trusted else None, match.via, match.distance,
+                                     first_seen=asset.pk == self._first_seen, keypoints=match.keypoints))
+        _attach_sightings(made)
+        self._made.update((m.asset.pk, m) for m in made)
 
 
 KNN_MAX = 10_240
@@ -224,7 +297,7 @@ def media_similar(
     picture: Path | int | None,
     max_distance: int | None = None,
     candidates: int = 200,
-) -> list[SimilarMedia]:
+) -> SimilarMediaList:
     """Stored copies and near-copies of a probe picture, closest first.
 
     Candidates come from the HNSW indexes (media_candidates); each is then checked with every signature
@@ -236,7 +309,7 @@ def media_similar(
     and the earliest copy is marked first seen.
     """
     if not has_role(user, INVESTIGATOR):
-        return []
+        return SimilarMediaList([])
     thresholds = Thresholds.from_settings()
     if max_distance is not None:
         thresholds = replace(thresholds, phash=max_distance)
@@ -257,18 +330,21 @@ def media_similar(
     evidence = {pk: MatchEvidence(True, via, distance) for pk, (distance, via) in whole.items() if distance <= sure}
     evidence |= dict(zip(checked, media_matches(signature, [signatures[pk] for pk in checked], thresholds,
                                                 lambda i: checks.with_probe(checked[i])), strict=True))
-    matches = []
-    for asset in MediaAsset.objects.filter(pk__in=_any(pk for pk, e in evidence.items() if e.matched)).defer("signature"):
-        found = evidence[asset.pk]
-        trusted = min(asset.pdq_quality or 0, signature.pdq_quality) >= thresholds.pdq_min_quality and asset.pdq
-        count = None if found.via.startswith("pdq") else checks.probe_count(asset.pk)
-        matches.append(SimilarMedia(asset, hamming(signature.phash, asset.phash),
-                                    hamming(signature.pdq, asset.pdq) if trusted else None,
-                                    found.via, found.distance, keypoints=count))
+    found = [_Match(pk, e.via, e.distance, None if e.via.startswith("pdq") else checks.probe_count(pk))
+             for pk, e in evidence.items() if e.matched]
     checks.save()
-    _attach_sightings(matches)
-    matches.sort(key=lambda m: (TIER.get(m.via, 3), m.distance, m.asset.pk))
-    return matches
+    found.sort(key=lambda m: (TIER.get(m.via, 3), m.distance, m.asset_id))
+    return SimilarMediaList(found, signature, thresholds, first_seen=_first_seen([m.asset_id for m in found]))
+
+
+def _first_seen(ranked: list[int]) -> int | None:
+    """Of these pictures (closest first), the one posted earliest; the closest of those posted at that moment."""
+    from accounts.models import PostMedia
+
+    first = (PostMedia.objects.filter(media_id__in=_any(ranked), post__posted_at__isnull=False)
+             .values("media_id").annotate(first=Min("post__posted_at")).values_list("media_id", "first"))
+    rank = {pk: i for i, pk in enumerate(ranked)}
+    return min(first, key=lambda row: (row[1], rank[row[0]]), default=(None,))[0]
 
 
 def _any(ids: Iterable[int]) -> RawSQL:
@@ -278,7 +354,7 @@ def _any(ids: Iterable[int]) -> RawSQL:
 
 
 def media_similar_to_upload(*, user: AbstractBaseUser | AnonymousUser, upload: UploadedFile,
-                            max_distance: int | None = None) -> list[SimilarMedia]:
+                            max_distance: int | None = None) -> SimilarMediaList:
     """Copies of an uploaded picture (the lookup page and the API). The upload is read from a temporary
     file that is gone afterwards; a file that is too large or not a readable picture raises UnreadableImage."""
     if upload.size > settings.MEDIA_MAX_FILE_BYTES:
@@ -312,9 +388,6 @@ def _attach_sightings(matches: list[SimilarMedia]) -> None:
         ))
     for media_id, handle in Account.objects.filter(profile_image_id__in=_any(by_id)).values_list("profile_image_id", "handle"):
         by_id[media_id].avatar_of.append(handle)
-    seen = [m for m in matches if m.first_posted_at is not None]
-    if seen:
-        min(seen, key=lambda m: m.first_posted_at).first_seen = True
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from media_analysis.forms import ImageLookupForm
 from media_analysis.hashing import UnreadableImage
 from media_analysis.models import HashState, MediaAsset
 from media_analysis.selectors import (
-    SimilarMedia,
+    SimilarMediaList,
     media_similar,
     media_similar_to_upload,
     media_unreadable,
@@ -29,12 +29,13 @@ CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "
 MATCHES_PER_PAGE = 60  # a viral picture has thousands of copies: a page shows the closest, the first seen pinned
 
 
-def _matches_page(matches: list[SimilarMedia] | None, number: str | None) -> dict:
-    """The page of matches shown, closest first, and the first-seen copy when it is on another page."""
+def _matches_page(matches: SimilarMediaList | None, number: str | None) -> dict:
+    """The page of matches shown, closest first, and the first-seen copy when it is on another page. Only those are
+    read: a viral picture has thousands of copies."""
     if matches is None:
         return {"matches": None}
     page = Paginator(matches, MATCHES_PER_PAGE).get_page(number)
-    first = next((m for m in matches if m.first_seen), None)
+    first = matches.first_seen
     pinned = first if first is not None and all(m is not first for m in page.object_list) else None
     return {"matches": matches, "page": page, "pinned": pinned}
 

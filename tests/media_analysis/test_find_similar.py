@@ -67,7 +67,7 @@ def test_copies_are_found_ranked_with_sightings(library, cast):
     first = [m for m in matches if m.first_seen]
     assert len(first) == 1 and first[0].asset == assets["brighter"]  # posted earliest
     assert first[0].sightings[0].handle == "acct_brighter"
-    assert media_similar(user=cast["outsider"], signature=hashes.signature, picture=probe, max_distance=10) == []
+    assert list(media_similar(user=cast["outsider"], signature=hashes.signature, picture=probe, max_distance=10)) == []
 
 
 def test_find_similar_command_json(library, capsys):
