@@ -70,6 +70,34 @@ def test_copies_are_found_ranked_with_sightings(library, cast):
     assert list(media_similar(user=cast["outsider"], signature=hashes.signature, picture=probe, max_distance=10)) == []
 
 
+def test_matches_are_read_when_shown_and_the_first_seen_is_the_closest_of_the_earliest(library, cast,
+                                                                                      django_assert_num_queries):
+    """A lookup decides, orders and counts its matches at once, and reads a match's picture and posts only when it
+    is shown (a viral picture's page shows sixty of thousands), once. Of copies posted at the same earliest moment,
+    the closest is the first seen."""
+    from media_analysis.hashing import compute_hashes
+
+    probe, assets = library
+    signature = compute_hashes(probe, max_pixels=10**7).signature
+    matches = media_similar(user=cast["investigator"], signature=signature, picture=probe, max_distance=10)
+    assert len(matches) == 3 and assets["stranger"].pk not in matches.asset_ids
+    with django_assert_num_queries(3):  # the pictures, their posts, the accounts using them as avatars
+        shown = matches[1:3]
+    with django_assert_num_queries(0):
+        assert [m.asset.pk for m in shown] == matches.asset_ids[1:3] and matches[2] is shown[1]
+    everything = list(matches)
+    assert [m.asset.pk for m in everything] == matches.asset_ids and everything[1] is shown[0]
+    assert matches.first_seen.asset == assets["brighter"] and matches.first_seen.first_seen
+    assert [m.first_seen for m in everything].count(True) == 1
+    # Posted at the same moment as the brighter copy, the closer of the two is the first seen.
+    brighter = Post.objects.get(post_media__media=assets["brighter"])
+    Post.objects.filter(post_media__media=assets["resized"]).update(posted_at=brighter.posted_at)
+    again = media_similar(user=cast["investigator"], signature=signature, picture=probe, max_distance=10)
+    tied = [pk for pk in again.asset_ids if pk in (assets["brighter"].pk, assets["resized"].pk)]
+    assert again.first_seen.asset.pk == tied[0]
+    assert again.first_seen.first_posted_at == brighter.posted_at
+
+
 def test_find_similar_command_json(library, capsys):
     probe, assets = library
     call_command("find_similar", str(probe), max_distance=8, json=True)
