@@ -370,7 +370,7 @@ def _fits_columns(record: AccountRecord | PostRecord, rejections: list[Rejection
     if _fits(record, LENGTHS[type(record)], counts):  # nearly every record: no allocation at all
         return True
     kind = "account" if isinstance(record, AccountRecord) else "post"
-    where = {"file": record.extra.get("_file", ""), "line": record.extra.get("_line")}
+    where = {"file": record.file, "line": record.line}
     for name, length in ids:
         if len(value := getattr(record, name)) > length:
             rejections.append(Rejection(**where, column=name,
@@ -630,7 +630,7 @@ def accounts_upsert(*, run: ImportRun, records: list[AccountRecord], platforms: 
             seq, _platform(platforms, record.platform).pk, record.external_id, record.handle, record.display_name,
             record.bio, normalize_url(record.external_url), record.location, record.language, record.created_at,
             record.follower_count, record.following_count, record.post_count, record.is_private, record.is_verified,
-            avatar_id, load.jsonb({k: v for k, v in record.extra.items() if not k.startswith("_")}),
+            avatar_id, load.jsonb(record.extra),
         ))
     return load.accounts_load(rows=rows, dataset_id=run.dataset_id, import_run_id=run.pk)
 
@@ -641,14 +641,12 @@ def _post_row(seq: int, record: PostRecord, platform_ids: dict[str, int]) -> tup
     hashtags = extract_hashtags(text) if record.hashtags is None else [h for h in record.hashtags if h]
     mentions = extract_mentions(text) if record.mentions is None else [m for m in record.mentions if m]
     links = extract_links(text) if record.links is None else [u for u in map(normalize_url, record.links) if u]
-    extra = record.extra
     return (
         seq, platform_ids.get(record.platform), record.external_id, record.account_external_id, record.posted_at, text,
         load.array_field(hashtags), load.array_field(mentions), load.array_field(links), record.post_type,
         record.language, record.url, record.repost_of_external_id, record.reply_to_external_id, record.like_count,
         record.comment_count, record.share_count, record.view_count,
-        load.jsonb({k: v for k, v in extra.items() if not k.startswith("_")} if extra else {}),
-        extra.get("_file", ""), extra.get("_line"),
+        load.jsonb(record.extra), record.file, record.line,
     )
 
 

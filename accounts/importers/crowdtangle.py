@@ -121,6 +121,7 @@ def _row(row: CsvRow, platform: str, name: str, accounts: dict[str, AccountRecor
         like_count=parse_int(values.get("likes")), comment_count=parse_int(values.get("comments")),
         share_count=parse_int(values.get("shares")), view_count=parse_int(values.get("views")),
         extra={k: values[k].strip() for k in ("image text", "title", "link text", "sponsor name", "total interactions")
-               if values.get(k, "").strip()} | {"_file": name, "_line": row.line},
+               if values.get(k, "").strip()},
+        file=name, line=row.line,
     )
 

@@ -231,7 +231,8 @@ def _post_records(post: instaloader.Post, shown: str, stamp: str | None, names: 
         like_count=_count(node, "edge_media_preview_like") or _count(node, "edge_liked_by"),
         comment_count=_count(node, "edge_media_to_comment") or _count(node, "edge_media_to_parent_comment"),
         media=media,
-        extra={k: node[k] for k in ("accessibility_caption", "location") if node.get(k)} | {"_file": shown},
+        extra={k: node[k] for k in ("accessibility_caption", "location") if node.get(k)},
+        file=shown,
     )
     if missing_media:
         yield Rejection(file=shown, reason="no image file beside the post (missing media)", column="media", kept=True)

@@ -101,6 +101,6 @@ def _row(row: CsvRow, kind: str, path: Path, accounts: dict[str, AccountRecord])
         platform="twitter", external_id=tweet_id, account_external_id=author_id, posted_at=posted_at, text=content,
         links=links or None, post_type=(post_type or ("RETWEET" if values.get("retweet") == "1" else "tweet")).lower(),
         language=values.get("language", "").strip(),
-        extra={"harvested_date": values.get("harvested_date", "").strip(), "minute_resolution": exact is None,
-               "_file": path.name, "_line": row.line},
+        extra={"harvested_date": values.get("harvested_date", "").strip(), "minute_resolution": exact is None},
+        file=path.name, line=row.line,
     )

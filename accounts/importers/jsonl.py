@@ -122,5 +122,5 @@ def _record(item: dict, path: Path, number: int) -> Iterator[Record]:
         links=item.get("links"), repost_of_external_id=item.get("repost_of", ""), reply_to_external_id=item.get("reply_to", ""),
         language=item.get("language", ""), url=item.get("url", ""), like_count=item.get("likes"),
         comment_count=item.get("comments"), share_count=item.get("shares"), view_count=item.get("views"), media=media,
-        extra={"_file": path.name, "_line": number},
+        file=path.name, line=number,
     )

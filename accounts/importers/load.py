@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
+import orjson
 from django.db import connection
 
 ACCOUNT_TEXT = ("handle", "display_name", "bio", "external_url", "location", "language")
@@ -239,5 +240,12 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dump
 
 
 def jsonb(value: dict) -> str:
-    """A JSON object as COPY text for a jsonb column (encoded directly: the adapter adds nothing here)."""
-    return _JSON.encode(value) if value else "{}"
+    """A JSON object as COPY text for a jsonb column (encoded directly: the adapter adds nothing here). orjson
+    takes a tenth of the standard encoder's time, which a million posts notice; what it refuses (keys that are not
+    strings, integers beyond 64 bits, lone surrogates) goes to the standard encoder, which says what it says."""
+    if not value:
+        return "{}"
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return _JSON.encode(value)

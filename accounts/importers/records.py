@@ -25,6 +25,8 @@ class AccountRecord:
     is_verified: bool | None = None
     profile_image: Path | None = None
     extra: dict = field(default_factory=dict)
+    file: str = ""  # where it was read, for the problems reported about it
+    line: int | None = None
 
 
 @dataclass
@@ -48,6 +50,8 @@ class PostRecord:
     view_count: int | None = None
     media: list[Path] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    file: str = ""  # where it was read, for the problems reported about it
+    line: int | None = None
 
 
 @dataclass
@@ -63,7 +67,5 @@ Record = AccountRecord | PostRecord | Rejection
 
 
 def located(record: AccountRecord, file: str, line: int | None = None) -> AccountRecord:
-    """A copy of an account record that knows where it was read, for the problems reported about it. Keys of
-    `extra` starting with "_" are never stored. (Readers put the same keys straight into each post's `extra`:
-    a copy per post would cost more than the rest of its reading.)"""
-    return replace(record, extra={**record.extra, "_file": file, "_line": line})
+    """A copy of an account record that knows where it was read, for the problems reported about it."""
+    return replace(record, file=file, line=line)

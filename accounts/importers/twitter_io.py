@@ -116,6 +116,6 @@ def _tweet(row: CsvRow, name: str) -> Iterator[Record]:
         share_count=parse_int(values.get("retweet_count")),
         extra={k: values[k].strip() for k in ("tweet_client_name", "quoted_tweet_tweetid", "quote_count", "poll_choices",
                                               "follower_count", "following_count",
-                                              "latitude", "longitude") if values.get(k, "").strip()}
-        | {"_file": name, "_line": row.line},
+                                              "latitude", "longitude") if values.get(k, "").strip()},
+        file=name, line=row.line,
     )

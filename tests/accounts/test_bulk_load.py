@@ -200,3 +200,19 @@ def test_a_loader_that_fails_stops_the_import_and_keeps_what_was_committed(tmp_p
     monkeypatch.setattr(load, "posts_load", posts_load)
     again = services.import_paths(dataset_name="op", format="twitter-io", paths=[folder], user=None)
     assert again.status == "succeeded" and Post.objects.count() == stored + again.created_count
+
+
+@pytest.mark.django_db
+def test_extra_fields_reach_jsonb_whole_whatever_the_fast_encoder_refuses():
+    """jsonb() encodes with orjson and hands what orjson refuses (an integer beyond 64 bits, a key that is not a
+    string) to the standard encoder: every value is stored as the standard encoder would have it."""
+    import json
+
+    values = [{}, {"client": "Twitter Web Client", "count": "12"}, {"caption": 'é "quoted"\n\t\\ \u2028 \x1f'},
+              {"huge": 2**70, "negative": -(2**65)}, {1: "a key that is not a string", "nested": {"list": [1, 2.5, None]}}]
+    with connection.cursor() as cursor:
+        for value in values:
+            text = load.jsonb(value)
+            assert json.loads(text) == json.loads(json.dumps(value))
+            cursor.execute("SELECT %s::jsonb = %s::jsonb", [text, json.dumps(value)])
+            assert cursor.fetchone()[0] is True

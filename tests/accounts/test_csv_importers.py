@@ -69,6 +69,8 @@ def test_twitter_io_archive_import(twitter_archive, capsys):
     assert link == ["https://example.com/story?id=5"]
     assert not Post.objects.filter(links__contains=[""]).exists()
     assert Post.objects.count() == 3
+    # Where each row was read goes to the report, never into what is stored.
+    assert not [key for post in Post.objects.all() for key in post.extra if key.startswith("_") or key in ("file", "line")]
     reasons = {(p["line"], p["reason"].split(" ")[0]) for p in summary["problems"] if not p["kept"]}
     assert (5, "unreadable") in reasons  # the bad date, on its line
     assert (7, "truncated") in reasons
